@@ -1,0 +1,1 @@
+"""RoboVLMs policy package: the VLA core (``vla``, no ROS imports) and the ROS 2 policy node (``node``)."""

@@ -1,0 +1,1 @@
+"""VLA core: vision-language backbones, VLA structures, action codec and checkpoints. Imports no ROS code."""

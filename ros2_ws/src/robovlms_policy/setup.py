@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+PACKAGE = "robovlms_policy"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ],
+    install_requires=["setuptools", "numpy"],
+    zip_safe=True,
+    maintainer="RoboVLMs ROS 2 maintainers",
+    maintainer_email="robovlms-ros2@example.org",
+    description="RoboVLMs VLA core and the ROS 2 policy node.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "policy_node = robovlms_policy.node.policy_node:main",
+            "robovlms-init-checkpoint = robovlms_policy.vla.init_checkpoint:main",
+        ],
+    },
+)
