@@ -1,0 +1,135 @@
+"""Policy forward passes on a thread of their own, so the control tick never waits for the model.
+
+The worker holds at most one pending observation (the newest wins); results computed for an instruction
+that has since been replaced are discarded. The chunk executor is only touched under the worker's lock,
+from the worker thread (submit) and from the control tick (action_for).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+from robovlms_policy.node.chunk_execution import ChunkExecutor
+
+INFERENCE_NICENESS = 10
+
+
+class StepPolicy(Protocol):
+    """What the worker needs from a policy (robovlms_policy.vla.policy.VLAPolicy satisfies it)."""
+
+    def reset(self, instruction: str) -> None: ...
+
+    def step(self, images: dict[str, np.ndarray], proprio: np.ndarray | None = None): ...
+
+
+@dataclass
+class ChunkResult:
+    """A finished forward pass: the chunk in command units and the tick of the observation it used."""
+
+    arm: np.ndarray
+    gripper: np.ndarray
+    tick: int
+    latency_s: float
+
+
+class InferenceWorker:
+    """Runs ``policy.step`` off the executor thread and feeds the chunks to a chunk executor."""
+
+    def __init__(self, policy: StepPolicy, executor: ChunkExecutor,
+                 on_chunk: Callable[[ChunkResult], None], on_error: Callable[[str], None]) -> None:
+        self._policy = policy
+        self._executor = executor
+        self._on_chunk = on_chunk
+        self._on_error = on_error
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._request: tuple[int, int, dict[str, np.ndarray]] | None = None
+        self._pending_instruction: str | None = None
+        self._epoch = 0
+        self._busy = False
+        self._stopping = False
+        self.latency_s = 0.0
+        self._thread = threading.Thread(target=self._run, name="policy-inference", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._busy or self._request is not None
+
+    def set_instruction(self, instruction: str) -> None:
+        """Start a new episode: forget queued work and chunks; the policy is reset before its next step."""
+        with self._wake:
+            self._epoch += 1
+            self._request = None
+            self._pending_instruction = instruction
+            self._executor.reset()
+
+    def request(self, tick: int, images: dict[str, np.ndarray]) -> bool:
+        """Queue an observation unless a forward pass is already running or queued; True when queued."""
+        with self._wake:
+            if self._busy or self._request is not None:
+                return False
+            self._request = (self._epoch, tick, images)
+            self._wake.notify()
+            return True
+
+    def action_for(self, tick: int) -> tuple[np.ndarray, float, int] | None:
+        with self._lock:
+            return self._executor.action_for(tick)
+
+    def _run(self) -> None:
+        # Linux niceness is per thread: under CPU contention the control tick must win over the model.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), INFERENCE_NICENESS)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            with self._wake:
+                while not self._stopping and self._request is None:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                epoch, tick, images = self._request
+                self._request = None
+                instruction, self._pending_instruction = self._pending_instruction, None
+                self._busy = True
+            try:
+                self._forward(epoch, tick, images, instruction)
+            except Exception as error:  # the model must never take the node down: report and hold
+                self._on_error(f"policy step failed: {type(error).__name__}: {error}")
+            finally:
+                with self._lock:
+                    self._busy = False
+
+    def _forward(self, epoch: int, tick: int, images: dict[str, np.ndarray], instruction: str | None) -> None:
+        if instruction is not None:
+            self._policy.reset(instruction)
+        start = time.perf_counter()
+        output = self._policy.step(images)
+        latency = time.perf_counter() - start
+        arm = np.asarray(output.arm, dtype=np.float64)
+        gripper = np.asarray(output.gripper, dtype=np.float64)
+        with self._lock:
+            self.latency_s = latency
+            if epoch != self._epoch:
+                return  # computed for an instruction that has been replaced
+            if not (np.all(np.isfinite(arm)) and np.all(np.isfinite(gripper))):
+                raise ValueError("non-finite model output (NaN or inf in the action chunk)")
+            result = ChunkResult(arm=arm, gripper=gripper, tick=tick, latency_s=latency)
+            self._executor.submit(result, tick)
+        self._on_chunk(result)
