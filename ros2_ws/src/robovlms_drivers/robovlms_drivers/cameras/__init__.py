@@ -1,0 +1,1 @@
+"""Camera nodes publishing Image + CameraInfo on the official ROS drivers' default topics."""

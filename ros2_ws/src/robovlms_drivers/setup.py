@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+PACKAGE = "robovlms_drivers"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ],
+    install_requires=["setuptools", "numpy"],
+    zip_safe=True,
+    maintainer="RoboVLMs ROS 2 maintainers",
+    maintainer_email="robovlms-ros2@example.org",
+    description="Kinova Gen3 + Robotiq 2F-85 driver (kortex / MuJoCo twin backends) and RealSense / Azure Kinect "
+                "camera nodes.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            "kinova_driver = robovlms_drivers.kinova.driver_node:main",
+            "kinova_sim_cell = robovlms_drivers.kinova.sim_cell_main:main",
+            "realsense_camera = robovlms_drivers.cameras.realsense_node:main",
+            "azure_kinect_camera = robovlms_drivers.cameras.azure_kinect_node:main",
+        ],
+    },
+)

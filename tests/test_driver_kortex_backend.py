@@ -1,0 +1,76 @@
+"""KortexBackend against the kortex_api FAKE (tests/fake_kortex_api.py): what reaches the robot API —
+single-level servoing, twists in deg/s with an explicit reference frame, position-mode gripper commands,
+feedback converted to radians / quaternions / knuckle angle, faults reported."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import fake_kortex_api as fake
+from robovlms_drivers.kinova.conversions import Frame, quaternion_to_matrix
+
+
+@pytest.fixture
+def backend():
+    fake.install()
+    from robovlms_drivers.kinova.kortex_backend import KortexBackend, KortexConfig
+
+    b = KortexBackend(KortexConfig(robot_ip="10.0.0.7"))
+    b.connect()
+    yield b
+    fake.uninstall()
+
+
+def calls(name: str) -> list:
+    return [arg for call, arg in fake.CALLS if call == name]
+
+
+def test_connect_opens_session_and_selects_single_level_servoing(backend):
+    assert calls("connect") == ["10.0.0.7"]
+    session = calls("CreateSession")[0]
+    assert session.username == "admin" and session.connection_inactivity_timeout == 2000
+    assert calls("SetServoingMode")[0].servoing_mode == fake.SINGLE_LEVEL_SERVOING
+
+
+def test_twist_is_sent_in_degrees_per_second_with_explicit_frame(backend):
+    backend.send_twist(np.array([0.05, 0.0, -0.02]), np.array([0.0, 0.0, math.pi / 4]), Frame.BASE)
+    backend.send_twist(np.zeros(3), np.array([0.1, 0.0, 0.0]), Frame.TOOL)
+    base, tool = calls("SendTwistCommand")
+    assert base.reference_frame == fake.CARTESIAN_REFERENCE_FRAME_BASE and base.duration == 0
+    assert (base.twist.linear_x, base.twist.linear_z) == pytest.approx((0.05, -0.02))
+    assert base.twist.angular_z == pytest.approx(45.0)
+    assert tool.reference_frame == fake.CARTESIAN_REFERENCE_FRAME_TOOL
+    assert tool.twist.angular_x == pytest.approx(math.degrees(0.1))
+
+
+def test_gripper_uses_position_mode(backend):
+    backend.send_gripper(1.3)
+    command = calls("SendGripperCommand")[0]
+    assert command.mode == fake.GRIPPER_POSITION
+    assert [(f.finger_identifier, f.value) for f in command.gripper.finger] == [(1, 1.0)]
+
+
+def test_stop_clear_faults_and_close(backend):
+    backend.stop()
+    backend.clear_faults()
+    backend.close()
+    assert [c for c, _ in fake.CALLS if c in ("Stop", "ClearFaults", "CloseSession", "disconnect")] == [
+        "Stop", "ClearFaults", "Stop", "CloseSession", "disconnect"]
+
+
+def test_feedback_is_converted(backend):
+    fake.FEEDBACK.value = SimpleNamespace(
+        actuators=[SimpleNamespace(position=p) for p in (0, 15, 180, 230, 0, 55, 90)],
+        base=SimpleNamespace(tool_pose_x=0.45, tool_pose_y=0.0, tool_pose_z=0.3, tool_pose_theta_x=180.0,
+                             tool_pose_theta_y=0.0, tool_pose_theta_z=90.0, active_state=fake.ARMSTATE_IN_FAULT),
+        interconnect=SimpleNamespace(oneof_tool_feedback=SimpleNamespace(
+            gripper_feedback=[SimpleNamespace(motor=[SimpleNamespace(position=50.0)])])))
+    state = backend.read_state()
+    np.testing.assert_allclose(state.joint_positions, np.radians([0, 15, 180, -130, 0, 55, 90]), atol=1e-9)
+    np.testing.assert_allclose(state.ee_position, [0.45, 0.0, 0.3])
+    np.testing.assert_allclose(quaternion_to_matrix(state.ee_quaternion) @ [0, 0, 1], [0, 0, -1], atol=1e-9)
+    assert state.gripper_position == pytest.approx(0.4)
+    assert "fault" in state.fault

@@ -1,0 +1,153 @@
+"""Trial recorder over real DDS: services, instruction hand-off, MCAP bags that read back, labels."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosbags.rosbag2 import Reader
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from robovlms_msgs.msg import EndEffectorCommand
+from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
+from robovlms_policy.node.image_conversion import rgb_to_image_msg
+from robovlms_policy.trials.bag_writer import make_typestore
+from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
+
+pytestmark = pytest.mark.ros
+
+
+class Bench:
+    def __init__(self, context, output_dir: Path) -> None:
+        self.recorder = TrialRecorderNode(context=context,
+                                          parameter_overrides=[Parameter("output_dir", value=str(output_dir))])
+        self.io = Node("recorder_test_io", context=context)
+        self.instructions: list[str] = []
+        self.io.create_subscription(String, "/instruction", lambda m: self.instructions.append(m.data), 10)
+        self.command_pub = self.io.create_publisher(EndEffectorCommand, "ee_command", 10)
+        self.image_pub = self.io.create_publisher(Image, "/rgb/image_raw", 10)
+        self.clients = {name: self.io.create_client(kind, f"trial/{name}")
+                        for name, kind in (("start", StartTrial), ("stop", StopTrial), ("label", LabelTrial))}
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.recorder)
+        self.executor.add_node(self.io)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        for client in self.clients.values():
+            assert client.wait_for_service(timeout_sec=10.0)
+
+    def call(self, name: str, request):
+        future = self.clients[name].call_async(request)
+        deadline = time.monotonic() + 10.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert future.done(), f"trial/{name} did not answer"
+        return future.result()
+
+    def publish_commands(self, count: int) -> list[EndEffectorCommand]:
+        sent = []
+        for i in range(count):
+            command = EndEffectorCommand(gripper=0.25 * (i % 4))
+            command.delta_position.x = 0.001 * i
+            command.header.frame_id = "base_link"
+            self.command_pub.publish(command)
+            sent.append(command)
+            time.sleep(0.02)
+        return sent
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=5)
+        self.recorder.destroy_node()
+        self.io.destroy_node()
+
+
+@pytest.fixture
+def bench(ros_context, tmp_path):
+    b = Bench(ros_context, tmp_path)
+    yield b
+    b.close()
+
+
+def wait_until(predicate, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def read_bag(bag_dir: Path, typestore) -> dict[str, list]:
+    messages: dict[str, list] = {}
+    with Reader(bag_dir) as reader:
+        for connection, _, raw in reader.messages():
+            messages.setdefault(connection.topic, []).append(typestore.deserialize_cdr(raw, connection.msgtype))
+    return messages
+
+
+def test_trial_is_recorded_to_mcap_and_labelled(bench, tmp_path):
+    started = bench.call("start", StartTrial.Request(instruction="open  the drawer", task="open_drawer",
+                                                     setting="default", max_steps=0))
+    assert started.success, started.message
+    assert wait_until(lambda: "open the drawer" in bench.instructions), "instruction was not handed to the policy"
+    time.sleep(0.3)  # let discovery of the recorder's subscriptions complete
+    sent = bench.publish_commands(20)
+    image = rgb_to_image_msg(np.full((4, 6, 3), 7, np.uint8), "bgra8", "rgb_camera_link")
+    bench.image_pub.publish(image)
+    time.sleep(0.5)
+    stopped = bench.call("stop", StopTrial.Request(reason="operator"))
+    assert stopped.success and stopped.trial_id == started.trial_id
+    assert wait_until(lambda: bench.instructions[-1:] == [""]), "the policy was not told to go idle"
+
+    trial_dir = tmp_path / started.trial_id
+    assert (trial_dir / "bag" / "metadata.yaml").is_file() and list((trial_dir / "bag").glob("*.mcap"))
+    messages = read_bag(trial_dir / "bag", make_typestore([Path(__file__).parents[1] / "ros2_ws" / "src" /
+                                                           "robovlms_msgs"]))
+    commands = messages["/ee_command"]
+    assert len(commands) == len(sent)
+    assert [c.delta_position.x for c in commands] == pytest.approx([c.delta_position.x for c in sent])
+    assert [c.gripper for c in commands] == pytest.approx([c.gripper for c in sent])
+    assert messages["/instruction"][0].data == "open the drawer"
+    assert messages["/rgb/image_raw"][0].encoding == "bgra8"
+    metadata = json.loads((trial_dir / "trial.json").read_text())
+    assert metadata["steps"] == 20 and metadata["stop_reason"] == "operator" and metadata["task"] == "open_drawer"
+
+    labelled = bench.call("label", LabelTrial.Request(trial_id="", success=True, note="clean open"))
+    assert labelled.accepted, labelled.message
+    assert json.loads((trial_dir / "trial.json").read_text())["label"]["success"] is True
+
+
+def test_max_steps_stops_the_trial(bench, tmp_path):
+    started = bench.call("start", StartTrial.Request(instruction="press the button", task="press_button",
+                                                     max_steps=5))
+    assert started.success
+    time.sleep(0.3)
+    bench.publish_commands(12)
+    assert wait_until(lambda: (tmp_path / started.trial_id / "trial.json").is_file()
+                      and "stop_reason" in json.loads((tmp_path / started.trial_id / "trial.json").read_text()))
+    metadata = json.loads((tmp_path / started.trial_id / "trial.json").read_text())
+    assert metadata["stop_reason"] == "max_steps" and metadata["steps"] == 5
+    assert bench.instructions[-1] == ""
+
+
+def test_bad_requests_are_refused(bench):
+    assert not bench.call("start", StartTrial.Request(instruction="   ")).success
+    assert not bench.call("start", StartTrial.Request(instruction="x" * 513)).success
+    assert not bench.call("stop", StopTrial.Request()).success
+    assert not bench.call("label", LabelTrial.Request(trial_id="")).accepted
+    assert not bench.call("label", LabelTrial.Request(trial_id="../../etc")).accepted
+    assert not bench.call("label", LabelTrial.Request(trial_id="20990101-000000_nothing_001")).accepted
+    first = bench.call("start", StartTrial.Request(instruction="lift the red block", task="lift_red"))
+    assert first.success
+    second = bench.call("start", StartTrial.Request(instruction="press the button"))
+    assert not second.success and first.trial_id in second.message
+    assert not bench.call("label", LabelTrial.Request(trial_id=first.trial_id, success=True)).accepted
+    assert bench.call("stop", StopTrial.Request()).success
