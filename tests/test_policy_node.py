@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ament_index_python.packages import get_package_prefix
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
@@ -17,7 +17,7 @@ from std_msgs.msg import String
 
 from robovlms_msgs.msg import ActionChunk, EndEffectorCommand, PolicyStatus
 from robovlms_policy.node.image_conversion import rgb_to_image_msg
-from robovlms_policy.node.policy_node import IMAGE_QOS, PolicyNode
+from robovlms_policy.node.policy_node import IMAGE_QOS, WARM_UP_INSTRUCTION, PolicyNode
 from robovlms_policy.vla.init_checkpoint import main as init_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 
@@ -80,7 +80,7 @@ class Harness:
         self.static_msg = rgb_to_image_msg(STATIC_RGB, "bgra8", "rgb_camera_link")
         self.wrist_msg = rgb_to_image_msg(WRIST_RGB, "rgb8", "camera_color_optical_frame")
         self.io.create_timer(1 / 30, self._publish_frames)
-        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.io)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -223,7 +223,7 @@ def test_new_instruction_resets_history(make_harness, checkpoint):
     assert harness.wait_for(lambda: len(harness.chunks) >= 5), "fewer than 5 chunks for the first instruction"
     harness.instruct("open the drawer")  # repeated (as `ros2 topic pub` does): no reset
     time.sleep(0.3)
-    assert policy.resets == ["open the drawer"]
+    assert policy.resets == [WARM_UP_INSTRUCTION, "open the drawer"]
     chunks_before = len(harness.chunks)
     harness.instruct("close the drawer")
     assert harness.wait_for(lambda: policy.resets[-1:] == ["close the drawer"] and len(harness.chunks) > chunks_before)
@@ -274,6 +274,17 @@ def test_empty_and_oversized_instructions(make_harness, checkpoint):
     harness.instruct("x" * 65)
     assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_IDLE)
     assert "rejected" in harness.statuses[-1][1].hold_reason and "65" in harness.statuses[-1][1].hold_reason
+
+
+def test_instruction_the_model_cannot_take_holds_with_an_error(make_harness, checkpoint):
+    # Within the node's character limit but over the tiny checkpoint's 64 tokens.
+    harness = make_harness(VLAPolicy.from_checkpoint(checkpoint))
+    harness.instruct("open the drawer " * 10)
+    assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_ERROR)
+    assert "tokens" in harness.statuses[-1][1].hold_reason
+    assert all(is_hold(m) for _, m in harness.commands)
+    harness.instruct("open the drawer")
+    assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_RUNNING)
 
 
 def test_bad_checkpoint_exits_with_a_clear_message(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from robovlms_drivers.kinova.backend import BackendUnavailable
 from robovlms_drivers.kinova.driver_node import KinovaDriverNode
@@ -22,7 +22,8 @@ def main(args: list[str] | None = None) -> int:
         bridge = TwinBridge()  # builds the cell from its own parameters (image size, task, seed, ...)
         nodes.append(bridge)
         nodes.append(KinovaDriverNode(backend=SimBackend(bridge.cell, steps_cell=False)))
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One thread: rclpy's MultiThreadedExecutor busy-waits and would steal the GIL from physics/rendering.
+        executor = SingleThreadedExecutor()
         for node in nodes:
             executor.add_node(node)
         executor.spin()

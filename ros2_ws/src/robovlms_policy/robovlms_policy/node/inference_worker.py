@@ -118,7 +118,11 @@ class InferenceWorker:
 
     def _forward(self, epoch: int, tick: int, images: dict[str, np.ndarray], instruction: str | None) -> None:
         if instruction is not None:
-            self._policy.reset(instruction)
+            try:
+                self._policy.reset(instruction)
+            except ValueError as error:
+                self._on_error(f"policy refused the instruction: {error}")
+                return
         start = time.perf_counter()
         output = self._policy.step(images)
         latency = time.perf_counter() - start

@@ -2,7 +2,8 @@
 
 Every tick publishes exactly one EndEffectorCommand: the model's action for that tick, or a hold (zero motion,
 gripper unchanged) when there is no instruction, a camera is stale, no chunk covers the tick yet, or the model
-misbehaved. Forward passes run on an InferenceWorker thread, so a slow model never delays a tick.
+misbehaved. Forward passes run on an InferenceWorker thread, so a slow model never delays a tick; everything
+else (image conversion, instructions, the tick) runs on one executor thread, so no locks are needed there.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -31,6 +31,7 @@ IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, histo
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 INSTRUCTION_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 ERROR_THROTTLE_S = 2.0
+WARM_UP_INSTRUCTION = "warm up"
 
 PARAMETERS = {
     "checkpoint": ("", "Checkpoint directory of the VLA core (see robovlms-init-checkpoint)."),
@@ -99,14 +100,12 @@ class PolicyNode(Node):
         self._command_pub = self.create_publisher(EndEffectorCommand, p["command_topic"], COMMAND_QOS)
         self._chunk_pub = self.create_publisher(ActionChunk, p["chunk_topic"], COMMAND_QOS)
         self._status_pub = self.create_publisher(PolicyStatus, p["status_topic"], 10)
-        inputs = MutuallyExclusiveCallbackGroup()
         for slot in self._cameras:
-            self.create_subscription(Image, slot.topic, lambda msg, s=slot: self._on_image(s, msg), IMAGE_QOS,
-                                     callback_group=inputs)
-        self.create_subscription(String, p["instruction_topic"], self._on_instruction, INSTRUCTION_QOS,
-                                 callback_group=inputs)
+            self.create_subscription(Image, slot.topic, lambda msg, s=slot: self._on_image(s, msg), IMAGE_QOS)
+        self.create_subscription(String, p["instruction_topic"], self._on_instruction, INSTRUCTION_QOS)
+        self._warm_up()
         self._worker.start()
-        self._timer = self.create_timer(self._period, self._on_tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self._timer = self.create_timer(self._period, self._on_tick)
         self.get_logger().info(f"policy node ready: cameras {[(s.name, s.topic) for s in self._cameras]}, "
                                f"{strategy} at {1.0 / self._period:.1f} Hz")
 
@@ -117,6 +116,16 @@ class PolicyNode(Node):
                              "--structure policy_head --tiny OUT)")
         from robovlms_policy.vla.policy import VLAPolicy  # torch import deferred until a model is needed
         return VLAPolicy.from_checkpoint(checkpoint, device=device)
+
+    def _warm_up(self) -> None:
+        """One forward pass before the first tick: the first one pays for lazy imports and kernel set-up
+        (seconds, holding the GIL), which would otherwise stall the control tick. Outputs are discarded and
+        the policy is reset again before the first real step."""
+        size = int(getattr(self._policy, "image_size", 224))
+        start = time.perf_counter()
+        self._policy.reset(WARM_UP_INSTRUCTION)
+        self._policy.step({s.name: np.zeros((size, size, 3), np.uint8) for s in self._cameras})
+        self.get_logger().info(f"model warm-up took {1e3 * (time.perf_counter() - start):.0f} ms")
 
     def _make_camera_slots(self, topics: list[str], names: list[str]) -> list[CameraSlot]:
         if len(topics) != len(names) or not topics:
@@ -263,7 +272,9 @@ def main(args: list[str] | None = None) -> int:
         print(f"policy_node: {error}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=2)
+    # One executor thread is enough (the model has its own) and avoids rclpy's MultiThreadedExecutor
+    # busy-waiting, which starves the inference thread of the GIL.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

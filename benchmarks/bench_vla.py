@@ -1,0 +1,135 @@
+"""Per-tick latency (p50/p99) and peak memory of VLAPolicy.step, printed as a markdown table for the README.
+
+Each row runs ``step`` with a history already filled to the window (steady state), so the numbers are what the
+policy node pays per tick. A "recompute" row times the training-style pass over the whole window, i.e. what a
+tick would cost without the per-frame cache.
+
+Sizes:
+  tiny          the default ``robovlms-init-checkpoint --tiny`` model (LM hidden 64, 2 layers)
+  kosmos2       the KosMos-2 (patch14-224) architecture, ~1.7 B parameters, random weights
+  paligemma-3b  the PaliGemma-3B (SigLIP so400m + Gemma 2B) architecture, random weights
+Large sizes are built from transformers' default configs with random weights (latency does not depend on the
+values), so nothing is downloaded. No GPU was lent while this suite was written: only the tiny CPU rows were
+measured here. With a GPU run, e.g.
+  python benchmarks/bench_vla.py --size paligemma-3b --device cuda --dtype bfloat16 --structure policy_head
+the goal is <= 15 ms per tick on an H100 in bf16 for the policy-head structure.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "robovlms_policy"))
+
+from robovlms_policy.vla.backbones.registry import get_backbone_class  # noqa: E402
+from robovlms_policy.vla.backbones.tiny import TINY_IMAGE_SIZE, tiny_backbone_config  # noqa: E402
+from robovlms_policy.vla.checkpoint import build_model  # noqa: E402
+from robovlms_policy.vla.config import STRUCTURES, VLAConfig  # noqa: E402
+from robovlms_policy.vla.init_checkpoint import DEFAULT_STATS  # noqa: E402
+from robovlms_policy.vla.policy import VLAPolicy  # noqa: E402
+from robovlms_policy.vla.tokenizer import build_tiny_tokenizer, marker_id  # noqa: E402
+
+SIZES = {"tiny": None, "kosmos2": "kosmos2", "paligemma-3b": "paligemma"}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def backbone_setup(size: str, backbone: str) -> tuple[str, dict, int]:
+    if size == "tiny":
+        return backbone, tiny_backbone_config(backbone), TINY_IMAGE_SIZE
+    name = SIZES[size]
+    hf_config = get_backbone_class(name).config_class().to_dict()  # transformers' defaults = the released sizes
+    return name, hf_config, 224
+
+
+def build_policy(args: argparse.Namespace, window: int) -> VLAPolicy:
+    name, hf_config, image_size = backbone_setup(args.size, args.backbone)
+    cls = get_backbone_class(name)
+    tokenizer = build_tiny_tokenizer()
+    start, end = (marker_id(tokenizer, t) for t in cls.image_marker_tokens)
+    config = VLAConfig(backbone=name, backbone_config=hf_config, action_stats=DEFAULT_STATS,
+                       structure=args.structure, policy_head=args.policy_head, image_size=image_size,
+                       image_mean=list(cls.image_mean), image_std=list(cls.image_std), window=window,
+                       chunk=args.chunk, image_start_id=start, image_end_id=end)
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(DTYPES[args.dtype])  # build directly in the target dtype: no fp32 copy of 3 B weights
+    try:
+        with torch.device(args.device):
+            model = build_model(config)
+    finally:
+        torch.set_default_dtype(previous)
+    return VLAPolicy(model.to(args.device, DTYPES[args.dtype]), config, tokenizer)
+
+
+def peak_memory_mib(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux reports KiB)
+
+
+def timed(fn, ticks: int, device: str) -> np.ndarray:
+    times = []
+    for _ in range(ticks):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return np.asarray(times) * 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    parser.add_argument("--backbone", default="paligemma", help="tiny size only: which tiny backbone")
+    parser.add_argument("--structure", choices=STRUCTURES, default="policy_head")
+    parser.add_argument("--policy-head", default="lstm", choices=("lstm", "gpt", "mlp"))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1, 16])
+    parser.add_argument("--chunk", type=int, default=10)
+    parser.add_argument("--ticks", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    images = {cam: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for cam in ("static", "wrist")}
+
+    rows = []
+    for window in args.windows:
+        policy = build_policy(args, window)
+        if args.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        policy.reset("pick up the red block and place it in the drawer")
+        for _ in range(window + 3):  # fill the history: steady state
+            policy.step(images)
+        step_ms = timed(lambda: policy.step(images), args.ticks, args.device)
+        rows.append(("cached step", window, step_ms, peak_memory_mib(args.device), policy))
+        if args.structure != "one_step_discrete" and policy.model.uses_history and window > 1:
+            pixels = torch.cat([policy.preprocess(images)] * window)[None]
+            with torch.inference_mode():
+                recompute_ms = timed(lambda: policy.model(pixels, policy._prompt), max(10, args.ticks // 5),
+                                     args.device)
+            rows.append(("recompute window", window, recompute_ms, peak_memory_mib(args.device), policy))
+
+    print(f"\nVLAPolicy per-tick latency, size={args.size}, structure={args.structure}, device={args.device}, "
+          f"dtype={args.dtype}, torch threads={args.threads}, 2 cameras 640x480 -> {rows[0][4].image_size} px, "
+          f"chunk {args.chunk}\n")
+    print("| mode | backbone | window | params | p50 ms | p99 ms | peak memory MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for mode, window, ms, memory, policy in rows:
+        params = sum(p.numel() for p in policy.model.parameters())
+        print(f"| {mode} | {policy.config.backbone} | {window} | {params / 1e6:.2f} M | {np.percentile(ms, 50):.1f} | "
+              f"{np.percentile(ms, 99):.1f} | {memory:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Vision-language backbones behind the BaseRoboVLM contract."""
