@@ -12,7 +12,7 @@ test: setup
 	@scripts/with_env.sh python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@scripts/with_env.sh python -m robovlms_twin.demo $(DEMO_ARGS)
+	@scripts/with_env.sh python -m robovlms_demo.demo $(DEMO_ARGS)
 
 bench: setup
 	@scripts/with_env.sh python benchmarks/bench_vla.py

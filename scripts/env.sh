@@ -15,6 +15,12 @@ fi
 source "$_robovlms_root/.venv/bin/activate"
 source "$_robovlms_root/ros2_ws/install/setup.bash"
 if [[ -n "$_robovlms_nounset" ]]; then set -u; fi
+# The suite's executables (what `ros2 run <package> <executable>` would start) go on PATH, since ros2cli is
+# not available from PyPI: policy_node, kinova_driver, twin_bridge, robovlms-init-checkpoint, ...
+for _robovlms_bin in "$_robovlms_root"/ros2_ws/install/*/lib/robovlms_*; do
+  if [[ -d "$_robovlms_bin" && ":$PATH:" != *":$_robovlms_bin:"* ]]; then PATH="$_robovlms_bin:$PATH"; fi
+done
+export PATH
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
-unset _robovlms_root _robovlms_nounset
+unset _robovlms_root _robovlms_nounset _robovlms_bin

@@ -27,7 +27,7 @@ def generate_launch_description() -> LaunchDescription:
         # One process hosts the twin bridge node and the driver node (sim backend) on one KinovaCell. No `name`
         # here: it would rename both nodes of the process; the YAMLs address each node by its own name.
         Node(package="robovlms_drivers", executable="kinova_sim_cell", output="screen",
-             parameters=[twin_yaml, driver_yaml]),
+             parameters=[driver_yaml, twin_yaml]),  # twin.yaml's driver section (sim speeds) wins
         Node(package="robovlms_policy", executable="policy_node", name="policy_node", output="screen",
              parameters=[policy_yaml, {"checkpoint": LaunchConfiguration("checkpoint")}]),
         Node(package="robovlms_policy", executable="trial_recorder", name="trial_recorder", output="screen",

@@ -13,9 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -25,6 +23,7 @@ from robovlms_msgs.msg import ActionChunk, EndEffectorCommand, PolicyStatus
 from robovlms_policy.node.chunk_execution import make_executor
 from robovlms_policy.node.image_conversion import ImageConversionError, image_msg_to_rgb
 from robovlms_policy.node.inference_worker import ChunkResult, InferenceWorker, StepPolicy
+from robovlms_policy.node.spin import spin_node
 
 IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST,
                        durability=DurabilityPolicy.VOLATILE)
@@ -265,26 +264,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except Exception as error:  # configuration and checkpoint problems: one clear line, no traceback
-        print(f"policy_node: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    # One executor thread is enough (the model has its own) and avoids rclpy's MultiThreadedExecutor
-    # busy-waiting, which starves the inference thread of the GIL.
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    return spin_node(PolicyNode, "policy_node", args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,15 +14,14 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from ament_index_python.packages import get_package_share_directory
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
+from robovlms_policy.node.spin import spin_node
 from robovlms_policy.trials.bag_writer import TrialBag, make_typestore
 
 DEFAULT_TOPICS = [
@@ -104,6 +103,16 @@ class TrialRecorderNode(Node):
         if stop_reason:
             self.stop_trial(stop_reason)
 
+    @property
+    def active_trial_id(self) -> str:
+        """Identifier of the trial being recorded, empty when none is."""
+        with self._lock:
+            return self._trial["trial_id"] if self._trial is not None else ""
+
+    def trial_metadata(self, trial_id: str) -> dict:
+        """The stored trial.json of a trial."""
+        return json.loads((self._output_dir / trial_id / "trial.json").read_text())
+
     # --- services ---------------------------------------------------------------------------------------------
 
     def _on_start(self, request: StartTrial.Request, response: StartTrial.Response) -> StartTrial.Response:
@@ -169,7 +178,7 @@ class TrialRecorderNode(Node):
         with self._lock:
             if self._trial is not None and self._trial["trial_id"] == trial_id:
                 return False, f"trial {trial_id} is still running: stop it first"
-        metadata = json.loads(path.read_text())
+        metadata = self.trial_metadata(trial_id)
         metadata["label"] = {"success": bool(success), "note": note, "labelled_at": time.time()}
         self._write_metadata(path.parent, metadata)
         return True, f"labelled {trial_id}: {'success' if success else 'failure'}"
@@ -185,24 +194,7 @@ class TrialRecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = TrialRecorderNode()
-    except Exception as error:
-        print(f"trial_recorder: {error}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 1
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
+    return spin_node(TrialRecorderNode, "trial_recorder", args)
 
 if __name__ == "__main__":
     sys.exit(main())

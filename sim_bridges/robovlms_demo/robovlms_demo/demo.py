@@ -1,0 +1,188 @@
+"""`make demo`: evaluation episodes of every twin task, end to end over real DDS, recorded as rosbag2 (MCAP).
+
+One process hosts the real graph: the twin bridge (physics, both cameras), the Kinova driver on its sim backend
+(the same safety layer as on the robot), a commander — the policy node with ``--checkpoint``, otherwise the
+scripted expert publishing on the same command topic — and the trial recorder. The operator side (this
+module) drives them only through their ROS services and topics: reset_episode, trial/start, trial/stop,
+trial/label and episode_info. Output: ``runs/<timestamp>/`` with one folder per trial (bag + trial.json),
+``results.json`` and ``report.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+
+import rclpy
+from ament_index_python.packages import get_package_share_directory
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from robovlms_demo.expert_commander import ExpertCommander
+from robovlms_demo.report import EpisodeResult, write_report
+from robovlms_drivers.kinova.driver_node import KinovaDriverNode
+from robovlms_drivers.kinova.sim_backend import SimBackend
+from robovlms_msgs.msg import EpisodeInfo
+from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
+from robovlms_twin.cell import CellConfig, KinovaCell
+from robovlms_twin.tasks import TASKS
+from robovlms_twin.twin_bridge_node import TwinBridge
+
+SERVICE_TIMEOUT_S = 15.0
+# The same parameter files as kinova_sim.launch.py, in the same order (twin.yaml's driver section wins).
+CONFIG_FILES = ("kinova_driver.yaml", "twin.yaml", "policy_node.yaml", "trial_recorder.yaml")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="all", help=f"comma-separated subset of {', '.join(TASKS)} (default all)")
+    parser.add_argument("--episodes", type=int, default=2, help="episodes per task (seeds seed, seed+1, ...)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variation", default="default", help="default, unseen_colors, distractors or paraphrase")
+    parser.add_argument("--max-steps", type=int, default=120, help="control steps before an episode counts as failed")
+    parser.add_argument("--checkpoint", default="", help="run the policy node on this checkpoint instead of the expert")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/<timestamp>)")
+    args = parser.parse_args(argv)
+    args.tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(args.tasks) - set(TASKS))
+    if unknown:
+        parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    if args.episodes < 1 or args.max_steps < 1:
+        parser.error("--episodes and --max-steps must be at least 1")
+    if args.checkpoint and not Path(args.checkpoint).is_dir():
+        parser.error(f"--checkpoint {args.checkpoint} is not a directory")
+    args.out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    return args
+
+
+class DemoGraph:
+    """The demo's nodes on one executor thread, plus an operator node that talks to them over DDS."""
+
+    def __init__(self, context, args: argparse.Namespace) -> None:
+        self.cell = KinovaCell(CellConfig(image_size=args.image_size))
+        first = args.tasks[0]
+        self.nodes: list[Node] = [
+            TwinBridge(cell=self.cell, context=context, parameter_overrides=[
+                Parameter("image_size", value=args.image_size), Parameter("task", value=first),
+                Parameter("seed", value=args.seed), Parameter("variation", value=args.variation)]),
+            KinovaDriverNode(backend=SimBackend(self.cell, steps_cell=False), context=context,
+                             parameter_overrides=[Parameter("backend", value="sim")]),
+            self._commander(context, args),
+            TrialRecorderNode(context=context, parameter_overrides=[
+                Parameter("output_dir", value=str(args.out.resolve()))]),
+        ]
+        self.operator = Node("demo_operator", context=context)
+        self.latest_info: EpisodeInfo | None = None
+        self.operator.create_subscription(EpisodeInfo, "episode_info", self._on_info, 10)
+        self.clients = {name: self.operator.create_client(kind, name) for name, kind in (
+            ("reset_episode", ResetEpisode), ("trial/start", StartTrial), ("trial/stop", StopTrial),
+            ("trial/label", LabelTrial))}
+        # One executor thread: rclpy's MultiThreadedExecutor busy-waits when callbacks are blocked by their
+        # group, which measurably starved physics, rendering and inference here (see the README).
+        self.executor = SingleThreadedExecutor(context=context)
+        for node in self.nodes + [self.operator]:
+            self.executor.add_node(node)
+        self._thread = threading.Thread(target=self.executor.spin, name="demo-executor", daemon=True)
+
+    def _commander(self, context, args: argparse.Namespace) -> Node:
+        if not args.checkpoint:
+            return ExpertCommander(self.cell, context=context)
+        from robovlms_policy.node.policy_node import PolicyNode  # loads torch only when a model is used
+        return PolicyNode(context=context, parameter_overrides=[Parameter("checkpoint", value=args.checkpoint)])
+
+    def _on_info(self, msg: EpisodeInfo) -> None:
+        self.latest_info = msg
+
+    def start(self) -> None:
+        self._thread.start()
+        for name, client in self.clients.items():
+            if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
+                raise RuntimeError(f"service {name} did not come up within {SERVICE_TIMEOUT_S:.0f} s")
+
+    def call(self, name: str, request):
+        future = self.clients[name].call_async(request)
+        deadline = time.monotonic() + SERVICE_TIMEOUT_S
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"service {name} did not answer within {SERVICE_TIMEOUT_S:.0f} s")
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=10)
+        for node in reversed(self.nodes + [self.operator]):
+            node.destroy_node()
+        self.cell.close()
+
+
+def run_episode(graph: DemoGraph, recorder: TrialRecorderNode, task: str, seed: int, args) -> EpisodeResult:
+    """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
+    reset = graph.call("reset_episode", ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
+    if not reset.success:
+        raise RuntimeError(f"reset_episode({task}, {seed}) failed: {reset.message}")
+    started_at = time.monotonic()
+    start = graph.call("trial/start", StartTrial.Request(instruction=reset.instruction, task=task,
+                                                         setting=args.variation, max_steps=args.max_steps))
+    if not start.success:
+        raise RuntimeError(f"trial/start failed: {start.message}")
+    success = False
+    # Generous wall-clock bound: max_steps control periods, allowing for a slow machine or model.
+    deadline = started_at + args.max_steps * 0.1 * 3 + 10.0
+    while recorder.active_trial_id == start.trial_id and time.monotonic() < deadline:
+        info = graph.latest_info
+        if info is not None and info.task == task and info.seed == reset.seed and info.success:
+            success = True
+            break
+        time.sleep(0.02)
+    if recorder.active_trial_id == start.trial_id:
+        graph.call("trial/stop", StopTrial.Request(reason="success" if success else "timeout"))
+    label = graph.call("trial/label", LabelTrial.Request(trial_id=start.trial_id, success=success,
+                                                         note="success oracle of the twin"))
+    if not label.accepted:
+        raise RuntimeError(f"trial/label failed: {label.message}")
+    return EpisodeResult(task=task, seed=reset.seed, variation=args.variation, instruction=reset.instruction,
+                         success=success, steps=recorder.trial_metadata(start.trial_id)["steps"],
+                         seconds=time.monotonic() - started_at, trial_id=start.trial_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config_dir = Path(get_package_share_directory("robovlms_bringup")) / "config"
+    ros_args = ["--ros-args"] + [arg for name in CONFIG_FILES for arg in ("--params-file", str(config_dir / name))]
+    context = rclpy.Context()
+    rclpy.init(args=ros_args, context=context)
+    graph = None
+    try:
+        graph = DemoGraph(context, args)
+        graph.start()
+        recorder = next(n for n in graph.nodes if isinstance(n, TrialRecorderNode))
+        commander = "policy " + args.checkpoint if args.checkpoint else "scripted expert"
+        print(f"demo: {len(args.tasks)} task(s) x {args.episodes} episode(s), {commander}, output {args.out}")
+        results = []
+        for task in args.tasks:
+            for episode in range(args.episodes):
+                result = run_episode(graph, recorder, task, args.seed + episode, args)
+                print(f"  {task:<22} seed {result.seed:<4} {'success' if result.success else 'FAIL   '} "
+                      f"{result.steps:>4} steps {result.seconds:5.1f} s  '{result.instruction}'")
+                results.append(result)
+        print(write_report(args.out, results, commander))
+    except (RuntimeError, ValueError) as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if graph is not None:
+            graph.close()
+        rclpy.try_shutdown(context=context)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
