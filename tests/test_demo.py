@@ -69,3 +69,18 @@ def test_policy_demo_runs_the_policy_node_end_to_end(tmp_path):
 def test_bad_arguments_are_refused(args, message):
     result = run_demo(*args, timeout=60)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_demo_refuses_a_domain_where_another_graph_runs(ros_context, tmp_path):
+    from rclpy.node import Node
+
+    from robovlms_msgs.srv import StartTrial
+
+    other = Node("another_trial_recorder", context=ros_context)
+    other.create_service(StartTrial, "trial/start", lambda request, response: response)
+    try:
+        result = run_demo("--tasks", "press_button", "--episodes", "1", "--out", str(tmp_path / "run"), timeout=120)
+    finally:
+        other.destroy_node()
+    assert result.returncode == 1 and "another graph is running" in result.stderr
+    assert not (tmp_path / "run").exists()

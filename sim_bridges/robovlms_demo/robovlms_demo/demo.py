@@ -10,6 +10,7 @@ trial/label and episode_info. Output: ``runs/<timestamp>/`` with one folder per 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -121,6 +122,24 @@ class DemoGraph:
         self.cell.close()
 
 
+def assert_domain_is_free(context, wait_s: float = 1.5) -> None:
+    """Refuse to start next to another graph (a second demo, a real cell) on the same DDS domain: their
+    services and topics would mix into this run's trials."""
+    probe = Node("demo_probe", context=context)
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            names = {name for name, _ in probe.get_service_names_and_types()}
+            clash = sorted(names & {"/trial/start", "/reset_episode"})
+            if clash:
+                raise RuntimeError(f"{', '.join(clash)} already served on ROS_DOMAIN_ID "
+                                   f"{os.environ.get('ROS_DOMAIN_ID', '0')}: another graph is running there; "
+                                   "stop it or run the demo with another ROS_DOMAIN_ID")
+            time.sleep(0.1)
+    finally:
+        probe.destroy_node()
+
+
 def run_episode(graph: DemoGraph, recorder: TrialRecorderNode, task: str, seed: int, args) -> EpisodeResult:
     """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
     reset = graph.call("reset_episode", ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=ros_args, context=context)
     graph = None
     try:
+        assert_domain_is_free(context)
         graph = DemoGraph(context, args)
         graph.start()
         recorder = next(n for n in graph.nodes if isinstance(n, TrialRecorderNode))
