@@ -101,6 +101,7 @@ class KinovaCell:
         self.rest_posture = self.ik.solve(KINOVA_HOME, start, TOOL_DOWN)
         self._cameras: OffscreenCameras | None = None
         self.episode: EpisodeSpec | None = None
+        self.reset_count = 0  # episodes started; lets co-users (the sim backend) notice a reset
         self._expert = None
         self._hold(self.rest_posture)
 
@@ -130,6 +131,7 @@ class KinovaCell:
         self.scene.initial = {name: self.scene.body_position(name)
                               for name in ("red_block", "blue_block", "green_block")}
         self.episode = EpisodeSpec(task, instruction, int(seed), variation)
+        self.reset_count += 1
         self._expert = make_expert(task, self.scene, self._tcp_pose)
         return self.episode
 
@@ -154,14 +156,28 @@ class KinovaCell:
             linear = linear * (self.config.max_linear_speed / speed)
         if turn > self.config.max_angular_speed:
             angular = angular * (self.config.max_angular_speed / turn)
-        self._linear, self._angular, self._expiry = linear, angular, None
+        self._linear, self._angular, self._expiry, self._twist_time = linear, angular, None, 0.0
+
+    def commanded_twist(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """The TCP twist in force (after the speed limits) and the seconds of physics it has moved the target
+        since it was set, so a commander on another clock can tell how much of it was executed."""
+        return self._linear.copy(), self._angular.copy(), self._twist_time
+
+    def shift_target(self, delta_position, delta_rotation) -> None:
+        """Move the TCP target by a base-frame displacement (m, rotation vector in rad) at once; physics
+        tracks it from the next step. Lets a commander on another clock (the driver's sim backend) make up
+        for twist time its clock and physics disagree on."""
+        delta_position = _finite_vector(delta_position, "delta_position")
+        delta_rotation = _finite_vector(delta_rotation, "delta_rotation")
+        self._target_pos = self._target_pos + delta_position
+        self._target_mat = rotvec_to_matrix(delta_rotation) @ self._target_mat
 
     def set_gripper(self, closure: float) -> None:
         """0 = open .. 1 = closed (clipped)."""
         self._closure = float(np.clip(_finite_scalar(closure, "gripper closure"), 0.0, 1.0))
 
     def stop(self) -> None:
-        self._linear, self._angular, self._expiry = np.zeros(3), np.zeros(3), None
+        self._linear, self._angular, self._expiry, self._twist_time = np.zeros(3), np.zeros(3), None, 0.0
 
     def apply_delta(self, delta_position, delta_rotation, gripper: float, period: float) -> None:
         """Move by a delta over ``period`` seconds of simulated time, then stop.
@@ -251,6 +267,7 @@ class KinovaCell:
         if active > 0.0:
             self._target_pos = self._target_pos + self._linear * active
             self._target_mat = rotvec_to_matrix(self._angular * active) @ self._target_mat
+            self._twist_time += active
         if self._expiry is not None and self.data.time + dt >= self._expiry - 1e-9:
             self.stop()
         lead = self._target_pos - self.data.site_xpos[self._tcp]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 
@@ -18,7 +19,7 @@ class SimBackend(ArmBackend):
     name = "sim"
 
     def __init__(self, cell=None, control_rate: float = 50.0, steps_cell: bool | None = None,
-                 task: str | None = None, seed: int = 0) -> None:
+                 task: str | None = None, seed: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.cell = cell
         self.control_rate = control_rate
         self._steps_cell = (cell is None) if steps_cell is None else steps_cell
@@ -26,6 +27,12 @@ class SimBackend(ArmBackend):
         self._seed = seed
         self._running = threading.Event()
         self._thread: threading.Thread | None = None
+        self._gripper_closure: float | None = None  # the driver's last gripper command
+        self._gripper_reset_count = 0  # cell.reset_count when that command was applied
+        self._clock = clock
+        # The cell's twist was set by this backend at `_twist_since` (clock time) in episode `_twist_reset_count`.
+        self._twist_since = 0.0
+        self._twist_reset_count = -1
 
     def connect(self) -> None:
         if self.cell is None:
@@ -57,18 +64,51 @@ class SimBackend(ArmBackend):
 
     def send_twist(self, linear: np.ndarray, angular: np.ndarray, frame: Frame = Frame.BASE) -> None:
         with self.cell.lock:
+            self._reassert_gripper_after_reset()
             if frame is Frame.TOOL:
                 _, quaternion = self.cell.ee_pose()
                 linear, angular = tool_to_base(linear, quaternion), tool_to_base(angular, quaternion)
-            self.cell.set_ee_velocity(np.asarray(linear, float), np.asarray(angular, float))
+            self._hold_twist(np.asarray(linear, float), np.asarray(angular, float))
 
     def send_gripper(self, closure: float) -> None:
         with self.cell.lock:
             self.cell.set_gripper(float(closure))
+            self._gripper_closure, self._gripper_reset_count = float(closure), self.cell.reset_count
+
+    def _reassert_gripper_after_reset(self) -> None:
+        """Like the real Robotiq, the twin's gripper keeps the last commanded position, so the driver only
+        sends gripper changes. A twin episode reset reopens the gripper behind the driver's back; without
+        this, a "closed" command after a reset is no change for the driver and the fingers stay open. Every
+        accepted command reaches send_twist (after any send_gripper), so the gripper is restored from the
+        first command of the new episode on, as `cell.act` would set it."""
+        if self._gripper_closure is not None and self._gripper_reset_count != self.cell.reset_count:
+            self.cell.set_gripper(self._gripper_closure)
+            self._gripper_reset_count = self.cell.reset_count
 
     def stop(self) -> None:
         with self.cell.lock:
-            self.cell.stop()
+            self._hold_twist(np.zeros(3), np.zeros(3))
+
+    def _hold_twist(self, linear: np.ndarray, angular: np.ndarray) -> None:
+        """Make (linear, angular) the twist in force from now on.
+
+        A real arm integrates each twist over the wall-clock time it is held. The twin integrates it over
+        the physics ticks that happen to run while it is held, and those come from the bridge's timer at an
+        arbitrary phase to the driver's ticks: measured, up to 13% of every commanded delta was lost (or
+        added), systematically for a given phase. So when a twist is replaced, the target pose is shifted by
+        the part of it the wall clock held but physics did not integrate (or back by any excess): the twin
+        moves by the integral of the commanded twists, like the arm, without extra lag."""
+        now = self._clock()
+        if self._twist_reset_count == self.cell.reset_count:  # a reset in between dropped the motion in flight
+            in_force, turning, integrated = self.cell.commanded_twist()
+            # Tick aliasing costs at most one physics tick. A longer shortfall means physics runs slower than
+            # real time (a starved process): making that up would carry the twin past the positions the
+            # driver's workspace check has seen, so that motion is left out, as the twin's own lag.
+            missing = min(max(now - self._twist_since, 0.0) - integrated, 1.0 / self.control_rate)
+            if missing != 0.0:
+                self.cell.shift_target(in_force * missing, turning * missing)
+        self.cell.set_ee_velocity(linear, angular)
+        self._twist_since, self._twist_reset_count = now, self.cell.reset_count
 
     def clear_faults(self) -> None:
         """The twin has no controller faults to clear."""
@@ -89,5 +129,4 @@ class SimBackend(ArmBackend):
             self._thread.join(timeout=2.0)
             self._thread = None
         if self.cell is not None:
-            with self.cell.lock:
-                self.cell.stop()
+            self.stop()
