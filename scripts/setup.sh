@@ -17,7 +17,17 @@ set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STAMPS="$VENV/.robovlms-stamps"
-PYTHON="${PYTHON:-python3.11}"
+# The PyPI ROS 2 wheels are built for CPython 3.11; a system ROS 2 brings its own Python (3.10 on Humble,
+# 3.12 on Jazzy and Kilted), whose rclpy only imports in that interpreter.
+if [[ -n "${ROS_DISTRO:-}" ]]; then
+  PYTHON="${PYTHON:-python3}"
+  PY_CHECK='import sys, venv; sys.exit(sys.version_info[:2] < (3, 10))'
+  PY_WANTED="the Python 3 of your ROS 2 '$ROS_DISTRO' installation (3.10 or newer)"
+else
+  PYTHON="${PYTHON:-python3.11}"
+  PY_CHECK='import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))'
+  PY_WANTED="Python 3.11 (the ROS 2 Kilted wheels are built for CPython 3.11)"
+fi
 STEP="start"
 
 on_error() {
@@ -30,23 +40,25 @@ say() { echo "[setup:$STEP] $*"; }
 die() { echo "make setup: step '$STEP' failed: $*" >&2; exit 1; }
 
 # A stamp holds the hash of a step's inputs; the step is skipped while the hash is unchanged.
-inputs_hash() { cat "$@" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+inputs_hash() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1; }
 stamp_is() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
 stamp_write() { mkdir -p "$STAMPS"; echo "$2" > "$STAMPS/$1"; }
 
-pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet "$@"; }
+# Every install after the torch step is constrained to that torch, so no dependency can swap it for another build.
+pip_install() {
+  "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet -c "$ROOT/requirements/constraints.txt" "$@"
+}
 
 STEP="python"
 command -v "$PYTHON" >/dev/null 2>&1 \
-  || die "'$PYTHON' not found. Install Python 3.11 (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)" \
-         "or point PYTHON at one: make setup PYTHON=/path/to/python3.11"
-"$PYTHON" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
-  || die "'$PYTHON' is not a Python 3.11 with the venv module (the ROS 2 Kilted wheels are built for CPython 3.11)."
+  || die "'$PYTHON' not found. Install $PY_WANTED (Debian/Ubuntu: apt-get install python3.11 python3.11-venv)" \
+         "or point PYTHON at one: make setup PYTHON=/path/to/python"
+"$PYTHON" -c "$PY_CHECK" 2>/dev/null || die "'$PYTHON' is not $PY_WANTED with the venv module."
 
 STEP="venv"
 venv_ok() {
   [[ -f "$VENV/.robovlms-venv-complete" && -x "$VENV/bin/python" ]] \
-    && "$VENV/bin/python" -c 'import sys, pip; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1
+    && "$VENV/bin/python" -c "import pip; $PY_CHECK" >/dev/null 2>&1
 }
 if ! venv_ok; then
   [[ -e "$VENV" ]] && say "existing .venv is incomplete or broken: recreating it"
@@ -97,7 +109,7 @@ else
 fi
 
 STEP="python"
-h="$(inputs_hash "$ROOT/requirements/python.txt" "$ROOT/training/pyproject.toml")"
+h="$(inputs_hash "$ROOT/requirements/python.txt" "$ROOT/requirements/constraints.txt" "$ROOT/training/pyproject.toml")"
 if ! stamp_is python "$h"; then
   say "installing the Python stack (requirements/python.txt) and training/"
   pip_install -r "$ROOT/requirements/python.txt"

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 CARTESIAN_REFERENCE_FRAME_BASE, CARTESIAN_REFERENCE_FRAME_TOOL = 3, 2
 GRIPPER_POSITION = 3
 SINGLE_LEVEL_SERVOING = 2
-ARMSTATE_IN_FAULT = 3
+ARMSTATE_IN_FAULT = 4  # Common.ArmState
 
 
 class _Message(SimpleNamespace):
@@ -46,19 +46,47 @@ class CreateSessionInfo(_Message):
 
 CALLS: list[tuple[str, object]] = []
 FEEDBACK = SimpleNamespace(value=None)
+FAILING: set[str] = set()  # method names that raise, to exercise error paths
 
 
 class _Recorder:
+    """Records calls to the methods the real client has (METHODS); any other name is an AttributeError."""
+
+    METHODS: tuple[str, ...] = ()
+
     def __init__(self, *args):
         self.args = args
 
     def __getattr__(self, name):
+        if name not in self.METHODS:
+            raise AttributeError(f"{type(self).__name__} has no method {name!r} in kortex_api")
+
         def record(*args):
             CALLS.append((name, args[0] if args else None))
+            if name in FAILING:
+                raise RuntimeError(f"{name} failed")
         return record
 
 
+class TCPTransport(_Recorder):
+    METHODS = ("connect", "disconnect")
+
+
+class RouterClient(_Recorder):
+    METHODS = ()
+
+
+class SessionManager(_Recorder):
+    METHODS = ("CreateSession", "CloseSession")
+
+
+class BaseClient(_Recorder):
+    METHODS = ("SetServoingMode", "SendTwistCommand", "SendGripperCommand", "Stop", "ClearFaults")
+
+
 class BaseCyclicClient(_Recorder):
+    METHODS = ()
+
     def RefreshFeedback(self):
         CALLS.append(("RefreshFeedback", None))
         return FEEDBACK.value
@@ -66,19 +94,21 @@ class BaseCyclicClient(_Recorder):
 
 def install() -> None:
     CALLS.clear()
+    FAILING.clear()
     modules = {
         "kortex_api": {},
-        "kortex_api.TCPTransport": {"TCPTransport": _Recorder},
-        "kortex_api.RouterClient": {"RouterClient": _Recorder},
-        "kortex_api.SessionManager": {"SessionManager": _Recorder},
-        "kortex_api.autogen.client_stubs.BaseClientRpc": {"BaseClient": _Recorder},
+        "kortex_api.TCPTransport": {"TCPTransport": TCPTransport},
+        "kortex_api.RouterClient": {"RouterClient": RouterClient},
+        "kortex_api.SessionManager": {"SessionManager": SessionManager},
+        "kortex_api.autogen.client_stubs.BaseClientRpc": {"BaseClient": BaseClient},
         "kortex_api.autogen.client_stubs.BaseCyclicClientRpc": {"BaseCyclicClient": BaseCyclicClient},
         "kortex_api.autogen.messages.Base_pb2": {
             "TwistCommand": TwistCommand, "GripperCommand": GripperCommand,
             "ServoingModeInformation": ServoingModeInformation, "GRIPPER_POSITION": GRIPPER_POSITION,
             "CARTESIAN_REFERENCE_FRAME_BASE": CARTESIAN_REFERENCE_FRAME_BASE,
             "CARTESIAN_REFERENCE_FRAME_TOOL": CARTESIAN_REFERENCE_FRAME_TOOL,
-            "SINGLE_LEVEL_SERVOING": SINGLE_LEVEL_SERVOING, "ARMSTATE_IN_FAULT": ARMSTATE_IN_FAULT},
+            "SINGLE_LEVEL_SERVOING": SINGLE_LEVEL_SERVOING},
+        "kortex_api.autogen.messages.Common_pb2": {"ARMSTATE_IN_FAULT": ARMSTATE_IN_FAULT},
         "kortex_api.autogen.messages.Session_pb2": {"CreateSessionInfo": CreateSessionInfo},
     }
     for name in ["kortex_api.autogen", "kortex_api.autogen.client_stubs", "kortex_api.autogen.messages"]:

@@ -14,7 +14,6 @@ import pytest
 
 pytestmark = pytest.mark.ros
 
-import rclpy
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402

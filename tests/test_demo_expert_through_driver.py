@@ -46,6 +46,7 @@ class DriverOnTwin:
             limits=MotionLimits(p["max_linear_speed"], p["max_angular_speed"]),
             workspace=WorkspaceBox(tuple(p["workspace_min"]), tuple(p["workspace_max"])),
             watchdog_timeout=p.get("watchdog_timeout", 0.2), tick_period=TICK))
+        self.core.tick(self.now)  # as the driver node does: read the arm before taking commands
 
     def command(self, delta_position, delta_rotation, gripper: float) -> None:
         """One command, then one command period of driver ticks, each followed by a physics tick."""

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 import fake_kortex_api as fake
+from robovlms_drivers.kinova.backend import BackendUnavailable
 from robovlms_drivers.kinova.conversions import Frame, quaternion_to_matrix
+from robovlms_drivers.kinova.kortex_backend import KortexBackend, KortexConfig
 
 
 @pytest.fixture
 def backend():
     fake.install()
-    from robovlms_drivers.kinova.kortex_backend import KortexBackend, KortexConfig
-
     b = KortexBackend(KortexConfig(robot_ip="10.0.0.7"))
     b.connect()
     yield b
@@ -65,7 +65,8 @@ def test_feedback_is_converted(backend):
     fake.FEEDBACK.value = SimpleNamespace(
         actuators=[SimpleNamespace(position=p) for p in (0, 15, 180, 230, 0, 55, 90)],
         base=SimpleNamespace(tool_pose_x=0.45, tool_pose_y=0.0, tool_pose_z=0.3, tool_pose_theta_x=180.0,
-                             tool_pose_theta_y=0.0, tool_pose_theta_z=90.0, active_state=fake.ARMSTATE_IN_FAULT),
+                             tool_pose_theta_y=0.0, tool_pose_theta_z=90.0, active_state=fake.ARMSTATE_IN_FAULT,
+                             fault_bank_a=0, fault_bank_b=0),
         interconnect=SimpleNamespace(oneof_tool_feedback=SimpleNamespace(
             gripper_feedback=[SimpleNamespace(motor=[SimpleNamespace(position=50.0)])])))
     state = backend.read_state()
@@ -74,3 +75,36 @@ def test_feedback_is_converted(backend):
     np.testing.assert_allclose(quaternion_to_matrix(state.ee_quaternion) @ [0, 0, 1], [0, 0, -1], atol=1e-9)
     assert state.gripper_position == pytest.approx(0.4)
     assert "fault" in state.fault
+
+
+def test_fault_banks_report_a_fault_even_in_another_arm_state(backend):
+    fake.FEEDBACK.value = SimpleNamespace(
+        actuators=[SimpleNamespace(position=0.0) for _ in range(7)],
+        base=SimpleNamespace(tool_pose_x=0.45, tool_pose_y=0.0, tool_pose_z=0.3, tool_pose_theta_x=180.0,
+                             tool_pose_theta_y=0.0, tool_pose_theta_z=0.0, active_state=2,
+                             fault_bank_a=0x10, fault_bank_b=0),
+        interconnect=SimpleNamespace(oneof_tool_feedback=SimpleNamespace(gripper_feedback=[])))
+    assert "0x10" in backend.read_state().fault
+
+
+@pytest.mark.parametrize("failing", ["connect", "CreateSession", "SetServoingMode"])
+def test_failed_connect_releases_what_was_opened(failing):
+    fake.install()
+    fake.FAILING.add(failing)
+    try:
+        backend = KortexBackend(KortexConfig(robot_ip="10.0.0.2"))
+        with pytest.raises(BackendUnavailable, match="cannot open a Kortex session to 10.0.0.2"):
+            backend.connect()
+        calls = [name for name, _ in fake.CALLS]
+        assert calls[-1] == "disconnect", calls  # the socket is always released last
+        if failing != "connect":
+            assert "CloseSession" in calls
+    finally:
+        fake.uninstall()
+
+
+def test_close_releases_everything_even_when_stop_fails(backend):
+    fake.FAILING.add("Stop")
+    with pytest.raises(BackendUnavailable, match="Stop"):
+        backend.close()
+    assert [c for c, _ in fake.CALLS][-2:] == ["CloseSession", "disconnect"]

@@ -11,7 +11,6 @@ import pytest
 
 pytestmark = pytest.mark.ros
 
-import rclpy
 from builtin_interfaces.msg import Duration  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402

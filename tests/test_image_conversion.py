@@ -144,3 +144,15 @@ def test_message_received_over_dds_converts(ros_context):
     assert received, "no image arrived over DDS within 10 s"
     assert received[0].step == 3 * 4 + 4
     np.testing.assert_array_equal(image_msg_to_rgb(received[0]), RGB)
+
+
+def test_check_image_msg_validates_without_copying():
+    from robovlms_policy.node.image_conversion import check_image_msg
+
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    msg = rgb_to_image_msg(rgb, "bgra8")
+    pixels = check_image_msg(msg)
+    assert pixels.shape == (2, 3, 4) and np.shares_memory(pixels, np.frombuffer(msg.data, np.uint8))
+    msg.step = 5
+    with pytest.raises(ImageConversionError, match="step 5"):
+        check_image_msg(msg)

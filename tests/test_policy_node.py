@@ -51,6 +51,16 @@ class SlowPolicy:
         return self.inner.step(images, proprio)
 
 
+class ExplodingPolicy(SlowPolicy):
+    """Fails (slowly) on the instruction 'explode'; fine on any other."""
+
+    def step(self, images, proprio=None):
+        if self.resets[-1] == "explode":
+            time.sleep(self.delay_s)
+            raise RuntimeError("boom")
+        return self.inner.step(images, proprio)
+
+
 class NaNPolicy(SlowPolicy):
     def step(self, images, proprio=None):
         output = self.inner.step(images, proprio)
@@ -285,6 +295,24 @@ def test_instruction_the_model_cannot_take_holds_with_an_error(make_harness, che
     assert all(is_hold(m) for _, m in harness.commands)
     harness.instruct("open the drawer")
     assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_RUNNING)
+
+
+def test_error_of_a_replaced_instruction_does_not_latch(make_harness, checkpoint):
+    harness = make_harness(ExplodingPolicy(VLAPolicy.from_checkpoint(checkpoint), delay_s=0.5))
+    harness.instruct("explode")
+    time.sleep(0.25)  # its forward pass is running (and will fail) when the next instruction arrives
+    harness.instruct("open the drawer")
+    assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_RUNNING)
+    time.sleep(0.5)
+    assert all(s.state != PolicyStatus.STATE_ERROR for t, s in harness.statuses[-5:])
+
+
+@pytest.mark.parametrize("name,value", [("control_rate_hz", 0.0), ("max_frame_age_s", -1.0),
+                                        ("max_instruction_length", 0), ("open_loop_steps", 0)])
+def test_bad_parameters_are_refused(ros_context, checkpoint, name, value):
+    with pytest.raises(ValueError, match=name):
+        PolicyNode(policy=VLAPolicy.from_checkpoint(checkpoint), context=ros_context,
+                   parameter_overrides=[Parameter(name, value=value)])
 
 
 def test_bad_checkpoint_exits_with_a_clear_message(tmp_path):

@@ -7,8 +7,6 @@ import time
 import numpy as np
 import pytest
 
-import rclpy
-import robovlms_msgs  # noqa: F401  (built by make setup)
 
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402

@@ -8,7 +8,6 @@ cell call holds ``cell.lock``. This node owns physics stepping; the driver only 
 """
 from __future__ import annotations
 
-import array
 import math
 import random
 
@@ -22,6 +21,7 @@ from robovlms_msgs.msg import EpisodeInfo
 from robovlms_msgs.srv import ResetEpisode
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
+from robovlms_policy.node.image_conversion import rgb_to_image_msg
 from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.model_builder import ARM_JOINTS
 
@@ -35,20 +35,6 @@ CAMERA_OUTPUTS = {
 }
 SENSOR_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST, depth=5)
 STATE_QOS = QoSProfile(reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST, depth=10)
-
-
-def image_message(rgb: np.ndarray, encoding: str) -> Image:
-    """sensor_msgs/Image from an RGB uint8 array in ``rgb8`` or ``bgra8`` (Azure Kinect's) encoding."""
-    if encoding == "bgra8":
-        pixels = np.concatenate([rgb[..., ::-1], np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    elif encoding == "rgb8":
-        pixels = rgb
-    else:
-        raise ValueError(f"unsupported encoding {encoding!r}")
-    msg = Image(height=pixels.shape[0], width=pixels.shape[1], encoding=encoding, is_bigendian=0,
-                step=pixels.shape[1] * pixels.shape[2])
-    msg.data = array.array("B", np.ascontiguousarray(pixels).tobytes())
-    return msg
 
 
 def camera_info_message(matrix: np.ndarray, width: int, height: int) -> CameraInfo:
@@ -166,10 +152,9 @@ class TwinBridge(Node):
             return
         stamp = self.get_clock().now().to_msg()
         for cam, (image_pub, info_pub, encoding, frame) in self._camera_pubs.items():
-            image = image_message(images[cam], encoding)
+            image = rgb_to_image_msg(images[cam], encoding, frame, stamp)
             info = self._infos[cam]
-            image.header.stamp = info.header.stamp = stamp
-            image.header.frame_id = info.header.frame_id = frame
+            info.header.stamp, info.header.frame_id = stamp, frame
             image_pub.publish(image)
             info_pub.publish(info)
 

@@ -53,6 +53,20 @@ class StatusSnapshot:
     gripper_closed: bool
 
 
+def feedback_problem(state: ArmState) -> str:
+    """Why a feedback sample cannot be trusted (empty when it can): the workspace box and tool-frame
+    commands depend on it, and NaN would silently switch the box off."""
+    values = np.concatenate([np.ravel(state.joint_positions), np.ravel(state.ee_position),
+                             np.ravel(state.ee_quaternion), [state.gripper_position]]).astype(float)
+    if not np.all(np.isfinite(values)):
+        return "invalid arm feedback: non-finite joint, pose or gripper value"
+    if np.ravel(state.ee_position).shape != (3,) or np.ravel(state.ee_quaternion).shape != (4,):
+        return "invalid arm feedback: malformed end-effector pose"
+    if abs(float(np.linalg.norm(state.ee_quaternion)) - 1.0) > 0.1:
+        return "invalid arm feedback: end-effector orientation is not a unit quaternion"
+    return ""
+
+
 class DriverCore:
     """Validates commands, enforces watchdog / e-stop / faults / workspace and drives an ArmBackend."""
 
@@ -70,6 +84,7 @@ class DriverCore:
         self._last_command_time: float | None = None
         self._watchdog_tripped = False
         self._halted = False  # Stop already sent for the current e-stop / fault episode
+        self.has_feedback = False  # no motion before the arm's pose is known (workspace box, tool frame)
 
     # -- inputs -------------------------------------------------------------------------------------
     def handle_command(self, delta_position, delta_rotation, gripper: float, period: float, frame_id: str,
@@ -80,6 +95,8 @@ class DriverCore:
                 raise CommandRejected("e-stop latched (call driver/reset_estop)")
             if self.fault:
                 raise CommandRejected(f"fault: {self.fault} (call driver/clear_faults)")
+            if not self.has_feedback:
+                raise CommandRejected("no valid arm feedback yet")
             command = validate_command(delta_position, delta_rotation, gripper, period, frame_id,
                                        self.config.limits)
         except CommandRejected as rejection:
@@ -127,9 +144,12 @@ class DriverCore:
     def tick(self, now: float) -> None:
         """Read feedback and enforce e-stop, faults, watchdog, command expiry and the workspace box."""
         try:
-            self.arm_state = self.backend.read_state()
-            if self.arm_state.fault:
-                self.fault = self.arm_state.fault
+            state = self.backend.read_state()
+            problem = state.fault or feedback_problem(state)
+            if problem:
+                self.fault = problem
+            else:
+                self.arm_state, self.has_feedback = state, True
         except Exception as err:  # a lost connection must stop motion, whatever the SDK raises
             self.fault = f"feedback error: {err}"
         if self.estop_latched or self.fault:
@@ -171,9 +191,18 @@ class DriverCore:
 
     # -- helpers -------------------------------------------------------------------------------------
     def _send_current_twist(self, scale: float = 1.0) -> None:
+        # Re-checked here because a backend call in the same command (the gripper) may just have faulted.
+        if self.estop_latched or self.fault:
+            self._twist = None
+            return
         linear, angular = self._twist[0] * scale, self._twist[1] * scale
         linear = limit_to_workspace(linear, self.arm_state.ee_position, self.config.workspace,
                                     self.config.tick_period)
+        if not (np.all(np.isfinite(linear)) and np.all(np.isfinite(angular))):
+            self.fault = "non-finite twist computed; refusing to move"
+            self._twist = None
+            self._call(self.backend.stop)
+            return
         self._call(self.backend.send_twist, linear, angular, Frame.BASE)
 
     def _hold(self) -> None:

@@ -97,6 +97,7 @@ class KinovaDriverNode(Node):
         self.backend = backend if backend is not None else build_backend(self.config)
         self.backend.connect()
         self.core = DriverCore(self.backend, safety)
+        self.core.tick(self._now())  # read the arm once before any command can arrive
 
         cfg = self.config
         command_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)

@@ -48,6 +48,7 @@ def _import_kortex():
                 "kortex_api.autogen.client_stubs.BaseCyclicClientRpc").BaseCyclicClient,
             "Base_pb2": importlib.import_module("kortex_api.autogen.messages.Base_pb2"),
             "Session_pb2": importlib.import_module("kortex_api.autogen.messages.Session_pb2"),
+            "Common_pb2": importlib.import_module("kortex_api.autogen.messages.Common_pb2"),
         }
     except ImportError as err:
         raise BackendUnavailable(f"{KORTEX_INSTALL_HINT} (import error: {err})") from err
@@ -68,9 +69,9 @@ class KortexBackend(ArmBackend):
 
     def connect(self) -> None:
         api, cfg = self._api, self.config
-        self._transport = api["TCPTransport"]()
-        router = api["RouterClient"](self._transport, lambda err: None)
         try:
+            self._transport = api["TCPTransport"]()
+            router = api["RouterClient"](self._transport, lambda err: None)
             self._transport.connect(cfg.robot_ip, cfg.port)
             session_info = api["Session_pb2"].CreateSessionInfo()
             session_info.username = cfg.username
@@ -79,13 +80,14 @@ class KortexBackend(ArmBackend):
             session_info.connection_inactivity_timeout = cfg.connection_inactivity_timeout_ms
             self._session = api["SessionManager"](router)
             self._session.CreateSession(session_info)
+            self._base = api["BaseClient"](router)
+            self._base_cyclic = api["BaseCyclicClient"](router)
+            servoing = api["Base_pb2"].ServoingModeInformation()
+            servoing.servoing_mode = api["Base_pb2"].SINGLE_LEVEL_SERVOING
+            self._base.SetServoingMode(servoing)
         except Exception as err:  # the SDK raises its own exception types; report any as unavailable
+            self.close()  # no half-open session or socket left behind
             raise BackendUnavailable(f"cannot open a Kortex session to {cfg.robot_ip}:{cfg.port}: {err}") from err
-        self._base = api["BaseClient"](router)
-        self._base_cyclic = api["BaseCyclicClient"](router)
-        servoing = api["Base_pb2"].ServoingModeInformation()
-        servoing.servoing_mode = api["Base_pb2"].SINGLE_LEVEL_SERVOING
-        self._base.SetServoingMode(servoing)
 
     def send_twist(self, linear: np.ndarray, angular: np.ndarray, frame: Frame = Frame.BASE) -> None:
         base_pb2 = self._api["Base_pb2"]
@@ -119,25 +121,30 @@ class KortexBackend(ArmBackend):
         base = feedback.base
         grippers = feedback.interconnect.oneof_tool_feedback.gripper_feedback
         gripper_percent = grippers[0].motor[0].position if len(grippers) and len(grippers[0].motor) else 0.0
-        in_fault = base.active_state == self._api["Base_pb2"].ARMSTATE_IN_FAULT
+        # active_state is a Common.ArmState; the fault banks are non-zero while a safety fault is active.
+        in_fault = (base.active_state == self._api["Common_pb2"].ARMSTATE_IN_FAULT
+                    or base.fault_bank_a != 0 or base.fault_bank_b != 0)
         return ArmState(
             joint_positions=kortex_joint_deg_to_rad([a.position for a in feedback.actuators][:7]),
             gripper_position=robotiq_percent_to_knuckle(gripper_percent),
             ee_position=np.array([base.tool_pose_x, base.tool_pose_y, base.tool_pose_z]),
             ee_quaternion=kortex_euler_deg_to_quaternion(
                 base.tool_pose_theta_x, base.tool_pose_theta_y, base.tool_pose_theta_z),
-            fault="arm controller in fault state (call driver/clear_faults)" if in_fault else "",
+            fault=(f"arm in fault (fault banks a={base.fault_bank_a:#x} b={base.fault_bank_b:#x}; "
+                   "call driver/clear_faults)") if in_fault else "",
         )
 
     def close(self) -> None:
-        if self._base is not None:
-            try:
-                self._base.Stop()
-            finally:
-                self._base = None
-        if self._session is not None:
-            self._session.CloseSession()
-            self._session = None
-        if self._transport is not None:
-            self._transport.disconnect()
-            self._transport = None
+        """Stop the arm and release the session and socket; each step runs even if an earlier one fails."""
+        steps = [("Stop", self._base and self._base.Stop), ("CloseSession", self._session and self._session.CloseSession),
+                 ("disconnect", self._transport and self._transport.disconnect)]
+        self._base = self._base_cyclic = self._session = self._transport = None
+        errors = []
+        for name, call in steps:
+            if call:
+                try:
+                    call()
+                except Exception as err:  # keep releasing the rest
+                    errors.append(f"{name}: {err}")
+        if errors:
+            raise BackendUnavailable(f"errors while closing the Kortex session: {'; '.join(errors)}")

@@ -104,7 +104,9 @@ class SimBackend(ArmBackend):
             # Tick aliasing costs at most one physics tick. A longer shortfall means physics runs slower than
             # real time (a starved process): making that up would carry the twin past the positions the
             # driver's workspace check has seen, so that motion is left out, as the twin's own lag.
-            missing = min(max(now - self._twist_since, 0.0) - integrated, 1.0 / self.control_rate)
+            # Excess integration (a burst of physics ticks) is taken back by at most one tick too.
+            tick = 1.0 / self.control_rate
+            missing = float(np.clip(max(now - self._twist_since, 0.0) - integrated, -tick, tick))
             if missing != 0.0:
                 self.cell.shift_target(in_force * missing, turning * missing)
         self.cell.set_ee_velocity(linear, angular)

@@ -40,11 +40,9 @@ def _message_bytes(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).ravel()
 
 
-def image_msg_to_rgb(msg: Image) -> np.ndarray:
-    """Convert an 8-bit Image message to an RGB uint8 array of shape (height, width, 3).
-
-    The result is C-contiguous. For unpadded ``rgb8`` it is a zero-copy view of ``msg.data`` (read
-    only when the message buffer is); every other case returns a fresh array.
+def check_image_msg(msg: Image) -> np.ndarray:
+    """Validate an 8-bit Image message without converting it; return its (height, width, channels) pixel
+    view (no copy). Cheap enough for a camera callback at full frame rate.
 
     Raises:
         ImageConversionError: unsupported encoding, bad is_bigendian, zero size, or a step / data
@@ -71,8 +69,21 @@ def image_msg_to_rgb(msg: Image) -> np.ndarray:
             f"{encoding} image {width}x{height}, step {step}: data has {flat.size} bytes, "
             f"expected step*height = {step * height}"
         )
-    pixels = flat.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
-    order = DECODABLE_ENCODINGS[encoding]
+    return flat.reshape(height, step)[:, :row_bytes].reshape(height, width, channels)
+
+
+def image_msg_to_rgb(msg: Image) -> np.ndarray:
+    """Convert an 8-bit Image message to an RGB uint8 array of shape (height, width, 3).
+
+    The result is C-contiguous. For unpadded ``rgb8`` it is a zero-copy view of ``msg.data`` (read
+    only when the message buffer is); every other case returns a fresh array.
+
+    Raises:
+        ImageConversionError: as :func:`check_image_msg`.
+    """
+    pixels = check_image_msg(msg)
+    height, width, channels = pixels.shape
+    order = DECODABLE_ENCODINGS[msg.encoding]
     if order is None:
         return np.repeat(pixels, 3, axis=2)
     if order == (0, 1, 2) and channels == 3:

@@ -1,6 +1,7 @@
 """Policy forward passes on a thread of their own, so the control tick never waits for the model.
 
-The worker holds at most one pending observation (the newest wins); results computed for an instruction
+Observations arrive as validated sensor_msgs/Image messages and are converted to RGB here, before the
+forward pass, so the image copies stay off the control thread too. The worker holds at most one pending observation (the newest wins); results computed for an instruction
 that has since been replaced are discarded. The chunk executor is only touched under the worker's lock,
 from the worker thread (submit) and from the control tick (action_for).
 """
@@ -14,7 +15,10 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from sensor_msgs.msg import Image
+
 from robovlms_policy.node.chunk_execution import ChunkExecutor
+from robovlms_policy.node.image_conversion import image_msg_to_rgb
 
 INFERENCE_NICENESS = 10
 
@@ -48,7 +52,7 @@ class InferenceWorker:
         self._on_error = on_error
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._request: tuple[int, int, dict[str, np.ndarray]] | None = None
+        self._request: tuple[int, int, dict[str, Image]] | None = None
         self._pending_instruction: str | None = None
         self._epoch = 0
         self._busy = False
@@ -66,11 +70,6 @@ class InferenceWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._busy or self._request is not None
-
     def set_instruction(self, instruction: str) -> None:
         """Start a new episode: forget queued work and chunks; the policy is reset before its next step."""
         with self._wake:
@@ -79,12 +78,13 @@ class InferenceWorker:
             self._pending_instruction = instruction
             self._executor.reset()
 
-    def request(self, tick: int, images: dict[str, np.ndarray]) -> bool:
-        """Queue an observation unless a forward pass is already running or queued; True when queued."""
+    def request(self, tick: int, frames: dict[str, Image]) -> bool:
+        """Queue an observation (validated Image messages per camera) unless a forward pass is already
+        running or queued; True when queued. Frames are converted to RGB on this worker's thread."""
         with self._wake:
             if self._busy or self._request is not None:
                 return False
-            self._request = (self._epoch, tick, images)
+            self._request = (self._epoch, tick, frames)
             self._wake.notify()
             return True
 
@@ -104,25 +104,33 @@ class InferenceWorker:
                     self._wake.wait()
                 if self._stopping:
                     return
-                epoch, tick, images = self._request
+                epoch, tick, frames = self._request
                 self._request = None
                 instruction, self._pending_instruction = self._pending_instruction, None
                 self._busy = True
             try:
-                self._forward(epoch, tick, images, instruction)
+                self._forward(epoch, tick, frames, instruction)
             except Exception as error:  # the model must never take the node down: report and hold
-                self._on_error(f"policy step failed: {type(error).__name__}: {error}")
+                self._report(epoch, f"policy step failed: {type(error).__name__}: {error}")
             finally:
                 with self._lock:
                     self._busy = False
 
-    def _forward(self, epoch: int, tick: int, images: dict[str, np.ndarray], instruction: str | None) -> None:
+    def _report(self, epoch: int, message: str) -> None:
+        """Report an error unless it belongs to an instruction that has been replaced meanwhile."""
+        with self._lock:
+            current = epoch == self._epoch
+        if current:
+            self._on_error(message)
+
+    def _forward(self, epoch: int, tick: int, frames: dict[str, Image], instruction: str | None) -> None:
         if instruction is not None:
             try:
                 self._policy.reset(instruction)
             except ValueError as error:
-                self._on_error(f"policy refused the instruction: {error}")
+                self._report(epoch, f"policy refused the instruction: {error}")
                 return
+        images = {name: image_msg_to_rgb(frame) for name, frame in frames.items()}
         start = time.perf_counter()
         output = self._policy.step(images)
         latency = time.perf_counter() - start

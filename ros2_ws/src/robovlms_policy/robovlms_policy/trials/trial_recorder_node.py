@@ -43,6 +43,7 @@ PARAMETERS = {
     "command_topic": ("ee_command", "Commands counted as steps towards max_steps."),
     "max_instruction_length": (512, "Longer instructions are refused."),
 }
+INSTRUCTION_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -73,7 +74,7 @@ class TrialRecorderNode(Node):
         for entry in p["record_topics"]:
             topic, _, msgtype = entry.partition("=")
             self._subscribe(self.resolve_topic_name(topic.strip()), msgtype.strip())
-        self._instruction_pub = self.create_publisher(String, p["instruction_topic"], 10)
+        self._instruction_pub = self.create_publisher(String, p["instruction_topic"], INSTRUCTION_QOS)
         self.create_service(StartTrial, "trial/start", self._on_start)
         self.create_service(StopTrial, "trial/stop", self._on_stop)
         self.create_service(LabelTrial, "trial/label", self._on_label)
@@ -140,14 +141,15 @@ class TrialRecorderNode(Node):
             self._counter += 1
             trial_id = SAFE_NAME.sub("_", f"{time.strftime('%Y%m%d-%H%M%S')}_{task or 'trial'}_{self._counter:03d}")
             trial_dir = self._output_dir / trial_id
+            trial = {"trial_id": trial_id, "instruction": instruction, "task": task, "setting": setting,
+                     "max_steps": int(max_steps), "steps": 0, "started_at": time.time()}
             try:
                 trial_dir.mkdir(parents=True)
+                self._write_metadata(trial_dir, trial)
                 self._bag = TrialBag(trial_dir / "bag", self._typestore)
             except OSError as error:
                 return False, f"cannot create {trial_dir}: {error}", ""
-            self._trial = {"trial_id": trial_id, "instruction": instruction, "task": task, "setting": setting,
-                           "max_steps": int(max_steps), "steps": 0, "started_at": time.time()}
-            self._write_metadata(trial_dir, self._trial)
+            self._trial = trial
         self._instruction_pub.publish(String(data=instruction))
         self.get_logger().info(f"trial {trial_id} started: '{instruction}'")
         return True, f"recording to {trial_dir}", trial_id
@@ -159,10 +161,14 @@ class TrialRecorderNode(Node):
             bag, trial = self._bag, self._trial
             self._bag, self._trial = None, None
         self._instruction_pub.publish(String(data=""))  # the policy goes idle before the bag closes
-        bag.close()
         trial.update(stopped_at=time.time(), stop_reason=reason, messages=bag.message_counts)
-        self._write_metadata(self._output_dir / trial["trial_id"], trial)
         self._last_stopped = trial["trial_id"]
+        try:
+            bag.close()
+            self._write_metadata(self._output_dir / trial["trial_id"], trial)
+        except OSError as error:
+            self.get_logger().error(f"trial {trial['trial_id']}: could not finish its files: {error}")
+            return False, f"stopped, but writing the recording failed: {error}", trial["trial_id"]
         self.get_logger().info(f"trial {trial['trial_id']} stopped ({reason}) after {trial['steps']} steps")
         return True, f"stopped after {trial['steps']} steps ({reason})", trial["trial_id"]
 

@@ -63,13 +63,14 @@ class VLAPolicy:
         (ValueError): at run time a cut instruction could mean another task."""
         if not isinstance(instruction, str) or not instruction.strip():
             raise ValueError("instruction must be a non-empty string")
-        n_tokens = len(self.tokenizer.encode(instruction.strip()).ids)
+        instruction = instruction.strip()
+        n_tokens = len(self.tokenizer.encode(instruction).ids)
         if n_tokens > self.config.max_instruction_tokens:
             raise ValueError(f"instruction has {n_tokens} tokens; this checkpoint takes at most "
                              f"{self.config.max_instruction_tokens}")
         ids, mask = encode_instructions(self.tokenizer, [instruction], self.config.max_instruction_tokens, self.device)
         self._prompt = Prompt(ids, mask)
-        self.instruction = instruction.strip()
+        self.instruction = instruction
         self._history.clear()
 
     def preprocess(self, images: dict[str, np.ndarray]) -> torch.Tensor:
