@@ -13,7 +13,9 @@ from robovlms_policy.vla.action_codec import ActionCodec, ActionStatistics
 from robovlms_policy.vla.embodiments import (
     EMBODIMENTS,
     Embodiment,
+    arm_to_command_units,
     closure_to_gripper,
+    command_to_dataset_units,
     get_embodiment,
     gripper_to_closure,
 )
@@ -190,3 +192,14 @@ def test_non_finite_inputs_are_rejected(bad):
         gripper_to_closure(get_embodiment("bridge"), [bad])
     with pytest.raises(ValueError, match=r"\(\.\.\., 7\)"):
         codec.normalize(np.zeros((2, 6)))
+
+
+@pytest.mark.parametrize("name", sorted(EMBODIMENTS))
+def test_command_units_round_trip_through_dataset_units(name):
+    emb = EMBODIMENTS[name]
+    commanded = np.array([[0.01, -0.02, 0.005, 0.1, -0.05, 0.0, 1.0], [0.0, 0.0, -0.01, 0.0, 0.2, -0.1, 0.0]])
+    dataset = command_to_dataset_units(emb, commanded)
+    np.testing.assert_allclose(arm_to_command_units(emb, dataset[:, :6]), commanded[:, :6], atol=1e-12)
+    np.testing.assert_allclose(gripper_to_closure(emb, dataset[:, 6]), commanded[:, 6])
+    with pytest.raises(ValueError, match="NaN or inf"):
+        command_to_dataset_units(emb, np.full((1, 7), np.nan))

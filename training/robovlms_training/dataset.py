@@ -16,20 +16,13 @@ from tokenizers import Tokenizer
 from torch.utils.data import Dataset
 
 from robovlms_policy.vla.action_codec import ActionCodec, ActionStatistics
-from robovlms_policy.vla.embodiments import ARM_DIMS, Embodiment, closure_to_gripper
+from robovlms_policy.vla.embodiments import Embodiment, command_to_dataset_units
 from robovlms_policy.vla.tokenizer import encode_instructions
 
 from .episodes import Episode
 
 # Images of every camera for one step (name -> uint8 HxWx3) -> normalised pixels (1, cameras, 3, S, S).
 Preprocess = Callable[[dict[str, np.ndarray]], torch.Tensor]
-
-
-def to_dataset_units(actions: np.ndarray, embodiment: Embodiment) -> np.ndarray:
-    """Command units (metres / radians per period, closure) -> the embodiment's dataset units."""
-    arm = actions[:, :ARM_DIMS] / np.asarray(embodiment.arm_scale)
-    gripper = closure_to_gripper(embodiment, actions[:, ARM_DIMS])
-    return np.concatenate([arm, gripper[:, None]], axis=1)
 
 
 def usable_episodes(episodes: Sequence[Episode], window: int) -> list[Episode]:
@@ -46,8 +39,8 @@ def action_statistics(episodes: Sequence[Episode], embodiment: Embodiment,
     """Percentile bounds over every action of ``episodes``, in dataset units (what the config stores)."""
     if not episodes:
         raise ValueError("no episodes to compute action statistics from")
-    return ActionStatistics.from_actions(np.concatenate([to_dataset_units(e.actions, embodiment) for e in episodes]),
-                                         lower, upper)
+    actions = np.concatenate([command_to_dataset_units(embodiment, e.actions) for e in episodes])
+    return ActionStatistics.from_actions(actions, lower, upper)
 
 
 class WindowDataset(Dataset):
@@ -66,8 +59,9 @@ class WindowDataset(Dataset):
         self.camera_names = list(camera_names)
         self.window, self.chunk = window, chunk
         self._preprocess = preprocess
-        self._norm_actions = [codec.normalize(to_dataset_units(e.actions, codec.embodiment)).astype(np.float32)
-                              for e in self.episodes]
+        self._norm_actions = [
+            codec.normalize(command_to_dataset_units(codec.embodiment, e.actions)).astype(np.float32)
+            for e in self.episodes]
         self._index = [(i, start) for i, e in enumerate(self.episodes) for start in range(len(e) - window + 1)]
 
     def __len__(self) -> int:

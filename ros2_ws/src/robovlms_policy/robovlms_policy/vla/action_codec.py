@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from robovlms_policy.vla.embodiments import ARM_DIMS, Embodiment, closure_to_gripper, get_embodiment, gripper_to_closure
+from robovlms_policy.vla.embodiments import (ARM_DIMS, Embodiment, arm_to_command_units, closure_to_gripper,
+                                             get_embodiment, gripper_to_closure)
 
 ACTION_DIMS = ARM_DIMS + 1
 MIN_RANGE = 1e-8
@@ -153,7 +154,7 @@ class ActionCodec:
     def to_units(self, norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised actions (..., 7) -> (arm in metres / radians per step (..., 6), closure (...,))."""
         array = _action_array(norm, "normalised actions")
-        arm = self.denormalize(array)[..., :ARM_DIMS] * np.asarray(self.embodiment.arm_scale)
+        arm = arm_to_command_units(self.embodiment, self.denormalize(array)[..., :ARM_DIMS])
         return arm, np.clip(array[..., ARM_DIMS], 0.0, 1.0)
 
     def _check_bins(self, bins: np.ndarray, need_action_axis: bool = True) -> np.ndarray:

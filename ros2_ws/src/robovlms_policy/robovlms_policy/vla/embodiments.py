@@ -120,3 +120,17 @@ def closure_to_gripper(emb: Embodiment, closure: np.ndarray | float) -> np.ndarr
     """Closure in [0, 1] -> dataset gripper values (linear; closure outside [0, 1] is clipped first)."""
     array = np.clip(_finite(closure, "gripper closure"), 0.0, 1.0)
     return emb.gripper_open_value + array * (emb.gripper_closed_value - emb.gripper_open_value)
+
+
+def arm_to_command_units(emb: Embodiment, arm: np.ndarray) -> np.ndarray:
+    """Dataset arm actions (..., 6) -> metres / radians per control period (what EndEffectorCommand carries)."""
+    return np.asarray(arm, dtype=np.float64) * np.asarray(emb.arm_scale)
+
+
+def command_to_dataset_units(emb: Embodiment, actions: np.ndarray) -> np.ndarray:
+    """Commanded actions (..., 7: metres / radians per period, closure) -> the embodiment's dataset units;
+    the inverse of :func:`arm_to_command_units` and :func:`gripper_to_closure` (recordings -> training data)."""
+    array = _finite(actions, f"{emb.name} commanded actions")
+    arm = array[..., :ARM_DIMS] / np.asarray(emb.arm_scale)
+    gripper = closure_to_gripper(emb, array[..., ARM_DIMS])
+    return np.concatenate([arm, gripper[..., None]], axis=-1)
