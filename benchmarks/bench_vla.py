@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# The VLA core imports no ROS: this lets the benchmark run on a GPU machine with only torch + transformers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "robovlms_policy"))
 
 from robovlms_policy.vla.backbones.registry import get_backbone_class  # noqa: E402

@@ -67,6 +67,8 @@ class DemoGraph:
     def __init__(self, context, args: argparse.Namespace) -> None:
         self.cell = KinovaCell(CellConfig(image_size=args.image_size))
         first = args.tasks[0]
+        self.recorder = TrialRecorderNode(context=context, parameter_overrides=[
+            Parameter("output_dir", value=str(args.out.resolve()))])
         self.nodes: list[Node] = [
             TwinBridge(cell=self.cell, context=context, parameter_overrides=[
                 Parameter("image_size", value=args.image_size), Parameter("task", value=first),
@@ -74,8 +76,7 @@ class DemoGraph:
             KinovaDriverNode(backend=SimBackend(self.cell, steps_cell=False), context=context,
                              parameter_overrides=[Parameter("backend", value="sim")]),
             self._commander(context, args),
-            TrialRecorderNode(context=context, parameter_overrides=[
-                Parameter("output_dir", value=str(args.out.resolve()))]),
+            self.recorder,
         ]
         self.operator = Node("demo_operator", context=context)
         self.latest_info: EpisodeInfo | None = None
@@ -84,7 +85,7 @@ class DemoGraph:
             ("reset_episode", ResetEpisode), ("trial/start", StartTrial), ("trial/stop", StopTrial),
             ("trial/label", LabelTrial))}
         # One executor thread: rclpy's MultiThreadedExecutor busy-waits when callbacks are blocked by their
-        # group, which measurably starved physics, rendering and inference here (see the README).
+        # group, which measurably starved physics, rendering and inference here.
         self.executor = SingleThreadedExecutor(context=context)
         for node in self.nodes + [self.operator]:
             self.executor.add_node(node)
@@ -140,8 +141,9 @@ def assert_domain_is_free(context, wait_s: float = 1.5) -> None:
         probe.destroy_node()
 
 
-def run_episode(graph: DemoGraph, recorder: TrialRecorderNode, task: str, seed: int, args) -> EpisodeResult:
+def run_episode(graph: DemoGraph, task: str, seed: int, args) -> EpisodeResult:
     """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
+    recorder = graph.recorder
     reset = graph.call("reset_episode", ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
     if not reset.success:
         raise RuntimeError(f"reset_episode({task}, {seed}) failed: {reset.message}")
@@ -181,13 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         assert_domain_is_free(context)
         graph = DemoGraph(context, args)
         graph.start()
-        recorder = next(n for n in graph.nodes if isinstance(n, TrialRecorderNode))
         commander = "policy " + args.checkpoint if args.checkpoint else "scripted expert"
         print(f"demo: {len(args.tasks)} task(s) x {args.episodes} episode(s), {commander}, output {args.out}")
         results = []
         for task in args.tasks:
             for episode in range(args.episodes):
-                result = run_episode(graph, recorder, task, args.seed + episode, args)
+                result = run_episode(graph, task, args.seed + episode, args)
                 print(f"  {task:<22} seed {result.seed:<4} {'success' if result.success else 'FAIL   '} "
                       f"{result.steps:>4} steps {result.seconds:5.1f} s  '{result.instruction}'")
                 results.append(result)

@@ -11,6 +11,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from robovlms_msgs.msg import EndEffectorCommand
+from robovlms_policy.node.commands import end_effector_command, period_duration
 from robovlms_twin.cell import KinovaCell
 
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
@@ -23,6 +24,7 @@ class ExpertCommander(Node):
         super().__init__("expert_commander", **node_kwargs)
         self._cell = cell
         self._period = 1.0 / control_rate_hz
+        self._period_msg = period_duration(self._period)
         self._active = False
         self._publisher = self.create_publisher(EndEffectorCommand, "ee_command", COMMAND_QOS)
         self.create_subscription(String, "/instruction", self._on_instruction, 10)
@@ -36,11 +38,5 @@ class ExpertCommander(Node):
             return
         with self._cell.lock:
             delta_position, delta_rotation, gripper = self._cell.expert_action()
-        command = EndEffectorCommand()
-        command.header.stamp = self.get_clock().now().to_msg()
-        command.header.frame_id = "base_link"
-        command.delta_position.x, command.delta_position.y, command.delta_position.z = map(float, delta_position)
-        command.delta_rotation.x, command.delta_rotation.y, command.delta_rotation.z = map(float, delta_rotation)
-        command.gripper = float(gripper)
-        command.period.nanosec = int(round(self._period * 1e9))
-        self._publisher.publish(command)
+        self._publisher.publish(end_effector_command([*delta_position, *delta_rotation], gripper, "base_link",
+                                                     self.get_clock().now().to_msg(), self._period_msg))

@@ -72,7 +72,7 @@ class ChunkExecutor(abc.ABC):
         if arm.ndim != 2 or arm.shape[1] != 6 or arm.shape[0] == 0 or gripper.shape != arm.shape[:1]:
             raise ValueError(f"chunk needs arm (C>=1, 6) and gripper (C,), got {arm.shape} and {gripper.shape}")
         if not (np.all(np.isfinite(arm)) and np.all(np.isfinite(gripper))):
-            raise ValueError("chunk contains NaN or inf")
+            raise ValueError("chunk contains non-finite values (NaN or inf)")
         if np.any((gripper < 0.0) | (gripper > 1.0)):
             raise ValueError(f"chunk gripper closure must lie in [0, 1], got [{gripper.min()}, {gripper.max()}]")
         if int(tick) != tick or tick < 0:

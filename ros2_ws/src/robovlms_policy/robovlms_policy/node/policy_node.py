@@ -21,6 +21,7 @@ from std_msgs.msg import String
 
 from robovlms_msgs.msg import ActionChunk, EndEffectorCommand, PolicyStatus
 from robovlms_policy.node.chunk_execution import make_executor
+from robovlms_policy.node.commands import end_effector_command, period_duration
 from robovlms_policy.node.image_conversion import ImageConversionError, check_image_msg
 from robovlms_policy.node.inference_worker import ChunkResult, InferenceWorker, StepPolicy
 from robovlms_policy.node.spin import spin_node
@@ -88,6 +89,7 @@ class PolicyNode(Node):
         validate_parameters(p)
         self._policy = policy if policy is not None else self._load_policy(p["checkpoint"], p["device"])
         self._period = 1.0 / float(p["control_rate_hz"])
+        self._period_msg = period_duration(self._period)
         self._max_age = float(p["max_frame_age_s"])
         self._max_instruction = int(p["max_instruction_length"])
         self._frame_id = p["frame_id"]
@@ -178,7 +180,7 @@ class PolicyNode(Node):
         chunk = ActionChunk()
         chunk.header.stamp = self.get_clock().now().to_msg()
         chunk.header.frame_id = self._frame_id
-        chunk.period = self._duration()
+        chunk.period = self._period_msg
         chunk.commands = [self._command(a, g) for a, g in zip(result.arm, result.gripper)]
         self._chunk_pub.publish(chunk)
 
@@ -225,6 +227,7 @@ class PolicyNode(Node):
         if action is None:
             return PolicyStatus.STATE_HOLDING, "waiting for the model's first chunk", None
         arm, gripper, _ = action
+        # Chunks are checked when submitted; this last check guards what is actually sent to the arm.
         if not (np.all(np.isfinite(arm)) and math.isfinite(gripper)):
             self._on_model_error("non-finite action")
             return PolicyStatus.STATE_ERROR, self._model_error, None
@@ -238,20 +241,9 @@ class PolicyNode(Node):
 
     # --- outputs --------------------------------------------------------------------------------------------
 
-    def _duration(self):
-        duration = EndEffectorCommand().period
-        duration.sec, duration.nanosec = int(self._period), int(round((self._period % 1.0) * 1e9))
-        return duration
-
     def _command(self, arm: np.ndarray, gripper: float) -> EndEffectorCommand:
-        command = EndEffectorCommand()
-        command.header.stamp = self.get_clock().now().to_msg()
-        command.header.frame_id = self._frame_id
-        (command.delta_position.x, command.delta_position.y, command.delta_position.z,
-         command.delta_rotation.x, command.delta_rotation.y, command.delta_rotation.z) = (float(v) for v in arm)
-        command.gripper = float(gripper)
-        command.period = self._duration()
-        return command
+        return end_effector_command(arm, gripper, self._frame_id, self.get_clock().now().to_msg(),
+                                    self._period_msg)
 
     def _publish_status(self, now: float, state: int, reason: str, chunk_index: int) -> None:
         status = PolicyStatus()
