@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosbags.rosbag2 import Reader
@@ -35,7 +35,7 @@ class Bench:
         self.image_pub = self.io.create_publisher(Image, "/rgb/image_raw", 10)
         self.clients = {name: self.io.create_client(kind, f"trial/{name}")
                         for name, kind in (("start", StartTrial), ("stop", StopTrial), ("label", LabelTrial))}
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.recorder)
         self.executor.add_node(self.io)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from robovlms_msgs.msg import EpisodeInfo  # noqa: E402
@@ -38,7 +38,8 @@ class Harness:
             qos = SENSOR_QOS if kind in (Image, CameraInfo) else STATE_QOS
             self.listener.create_subscription(kind, topic, self.received[topic].append, qos)
         self.client = self.listener.create_client(ResetEpisode, "/reset_episode")
-        self.executor = MultiThreadedExecutor(num_threads=3, context=context)
+        # As in twin_bridge itself: one executor thread (rclpy's multi-threaded one busy-waits and starves rendering).
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(bridge)
         self.executor.add_node(self.listener)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
