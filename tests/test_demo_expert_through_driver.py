@@ -36,10 +36,13 @@ def _driver_parameters() -> dict:
 class DriverOnTwin:
     """DriverCore + SimBackend on one cell, with a simulated wall clock driving ticks and physics."""
 
-    def __init__(self, cell: KinovaCell) -> None:
+    def __init__(self, cell: KinovaCell, physics_tick: float = TICK, physics_phase: float = PHASE) -> None:
         p = _driver_parameters()
         self.cell = cell
         self.now = 1000.0  # the simulated wall clock of the driver and the backend
+        # Physics ticks on its own timer (the bridge's), right after a driver tick by default.
+        self.physics_tick = physics_tick
+        self.next_physics = self.now + physics_phase + 1e-6
         self.backend = SimBackend(cell, steps_cell=False, clock=lambda: self.now)
         self.backend.connect()
         self.core = DriverCore(self.backend, SafetyConfig(
@@ -55,10 +58,17 @@ class DriverOnTwin:
         assert reason is None, reason
         start = self.now
         for k in range(round(COMMAND_PERIOD / TICK)):
+            self._physics_until(start + PHASE + k * TICK)
             self.now = start + PHASE + k * TICK
             self.core.tick(self.now)
-            self.cell.step(TICK)
+        self._physics_until(start + COMMAND_PERIOD)
         self.now = start + COMMAND_PERIOD
+
+    def _physics_until(self, until: float) -> None:
+        while self.next_physics <= until:
+            self.now = self.next_physics
+            self.cell.step(self.physics_tick)
+            self.next_physics += self.physics_tick
 
     def run_expert(self, task: str, seed: int) -> bool:
         self.cell.reset(task, seed)
@@ -97,8 +107,11 @@ def test_driver_restores_its_gripper_state_after_a_twin_reset(cell):
     assert cell.gripper_joint_position() > 0.6
 
 
-def test_driver_path_moves_the_twin_like_cell_act(cell):
-    """The same command sequence from the same start state ends within a few mm of the `cell.act` rollout."""
+@pytest.mark.parametrize("physics_tick, physics_phase", [(TICK, PHASE), (0.1, 0.005), (0.1, 0.061)],
+                         ids=["50Hz-physics", "10Hz-physics-early", "10Hz-physics-late"])
+def test_driver_path_moves_the_twin_like_cell_act(cell, physics_tick, physics_phase):
+    """The same command sequence from the same start state ends within a few mm of the `cell.act` rollout,
+    whether the bridge steps physics at the driver's 50 Hz (twin.yaml) or at its 10 Hz default (make demo)."""
     commands = [(np.array([0.03, 0.0, 0.0]), np.zeros(3), 0.0)] * 3 + \
                [(np.array([0.0, -0.02, -0.01]), np.array([0.0, 0.0, 0.1]), 1.0)] * 3 + \
                [(np.zeros(3), np.zeros(3), 1.0)] * 3
@@ -107,7 +120,7 @@ def test_driver_path_moves_the_twin_like_cell_act(cell):
     for command in commands:
         cell.act(*command)
     direct = cell.ee_pose()[0]
-    driver = DriverOnTwin(cell)
+    driver = DriverOnTwin(cell, physics_tick, physics_phase)
     cell.reset("press_button", 4)
     np.testing.assert_allclose(cell.ee_pose()[0], start, atol=1e-6)
     for command in commands:

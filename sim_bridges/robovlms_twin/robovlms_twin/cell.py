@@ -85,6 +85,7 @@ class KinovaCell:
         if cfg.width <= 0 or cfg.height <= 0:
             raise ValueError(f"image size must be positive, got {cfg.width}x{cfg.height}")
         self.lock = threading.RLock()
+        self.last_step_duration = 0.0  # s of physics the latest step() advanced (whoever steps the cell)
         self.model = mujoco.MjModel.from_xml_string(
             build_mjcf(offscreen_size=max(cfg.width, cfg.height, 640), timestep=cfg.timestep))
         self.data = mujoco.MjData(self.model)
@@ -200,6 +201,7 @@ class KinovaCell:
     def step(self, duration: float) -> None:
         """Advance physics by ``duration`` s, tracking the commanded TCP velocity."""
         substeps = max(0, round(_finite_scalar(duration, "duration") / self.model.opt.timestep))
+        self.last_step_duration = substeps * self.model.opt.timestep
         while substeps > 0:
             chunk = min(self._ik_substeps, substeps)
             self._update_controller(chunk * self.model.opt.timestep)

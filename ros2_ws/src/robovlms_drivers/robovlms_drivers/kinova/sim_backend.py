@@ -105,7 +105,8 @@ class SimBackend(ArmBackend):
             # real time (a starved process): making that up would carry the twin past the positions the
             # driver's workspace check has seen, so that motion is left out, as the twin's own lag.
             # Excess integration (a burst of physics ticks) is taken back by at most one tick too.
-            tick = 1.0 / self.control_rate
+            # The physics tick is whoever steps the cell's (the twin bridge's rate when it hosts the cell).
+            tick = self.cell.last_step_duration or 1.0 / self.control_rate
             missing = float(np.clip(max(now - self._twist_since, 0.0) - integrated, -tick, tick))
             if missing != 0.0:
                 self.cell.shift_target(in_force * missing, turning * missing)
