@@ -27,6 +27,7 @@ from robovlms_drivers.cameras.camera_common import (  # noqa: E402
     camera_info_msg,
 )
 from robovlms_drivers.cameras.realsense_node import RealSenseConfig  # noqa: E402
+from polling import wait_until  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVERS_SRC = REPO / "ros2_ws" / "src" / "robovlms_drivers"
@@ -157,9 +158,7 @@ def test_camera_node_publishes_image_and_info_on_official_topics(ros_context):
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        deadline = time.monotonic() + 15.0
-        while time.monotonic() < deadline and node.failed is None:
-            time.sleep(0.05)
+        wait_until(lambda: node.failed is not None, 15.0, interval=0.05)
         assert node.failed is not None and "consecutive reads" in node.failed  # timeouts end streaming
         assert images and infos
         first = images[0]

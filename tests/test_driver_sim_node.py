@@ -25,6 +25,7 @@ from robovlms_drivers.kinova.conversions import quaternion_to_matrix  # noqa: E4
 from robovlms_drivers.kinova.driver_node import KinovaDriverNode  # noqa: E402
 from robovlms_drivers.kinova.sim_backend import SimBackend  # noqa: E402
 from robovlms_msgs.msg import DriverStatus, EndEffectorCommand  # noqa: E402
+from polling import wait_until  # noqa: E402
 
 STILL_TOLERANCE = 0.001  # m an arm that holds may drift (servo settling)
 
@@ -69,12 +70,8 @@ class DriverHarness:
 
     @staticmethod
     def wait_for(predicate, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.01)
-        raise AssertionError(f"timed out waiting for {what}")
+        if not wait_until(predicate, timeout, interval=0.01):
+            raise AssertionError(f"timed out waiting for {what}")
 
     def ee_position(self) -> np.ndarray:
         """Ground truth from the twin itself, not from the driver's topic."""

@@ -14,6 +14,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from robovlms_msgs import msg as rmsg
 from robovlms_msgs import srv as rsrv
+from polling import wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -151,10 +152,7 @@ def test_service_round_trip_over_dds(ros_context, service_type, request_msg, res
     try:
         assert client.wait_for_service(timeout_sec=10.0), "service never appeared"
         future = client.call_async(request_msg)
-        deadline = time.monotonic() + 10.0
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert future.done(), "no response within 10 s"
+        assert wait_until(future.done, interval=0.01), "no response within 10 s"
         assert seen_requests == [request_msg]
         assert future.result() == response_msg
     finally:

@@ -20,6 +20,7 @@ from robovlms_policy.node.image_conversion import rgb_to_image_msg
 from robovlms_policy.node.policy_node import IMAGE_QOS, WARM_UP_INSTRUCTION, PolicyNode
 from robovlms_policy.vla.init_checkpoint import main as init_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
+from polling import wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -106,12 +107,7 @@ class Harness:
         self.instruction_pub.publish(String(data=text))
 
     def wait_for(self, predicate, timeout: float = 20.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return False
+        return wait_until(predicate, timeout)
 
     def latest_state(self) -> int | None:
         return self.statuses[-1][1].state if self.statuses else None

@@ -20,6 +20,7 @@ from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
 from robovlms_policy.node.image_conversion import rgb_to_image_msg
 from robovlms_policy.trials.bag_writer import make_typestore
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
+from polling import wait_until
 
 pytestmark = pytest.mark.ros
 
@@ -45,10 +46,7 @@ class Bench:
 
     def call(self, name: str, request):
         future = self.clients[name].call_async(request)
-        deadline = time.monotonic() + 10.0
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert future.done(), f"trial/{name} did not answer"
+        assert wait_until(future.done, interval=0.01), f"trial/{name} did not answer"
         return future.result()
 
     def publish_commands(self, count: int) -> list[EndEffectorCommand]:
@@ -74,15 +72,6 @@ def bench(ros_context, tmp_path):
     b = Bench(ros_context, tmp_path)
     yield b
     b.close()
-
-
-def wait_until(predicate, timeout=10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def read_bag(bag_dir: Path, typestore) -> dict[str, list]:

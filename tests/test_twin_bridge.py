@@ -17,6 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
 
 from robovlms_twin.cell import CellConfig, KinovaCell  # noqa: E402
 from robovlms_twin.twin_bridge_node import SENSOR_QOS, STATE_QOS, TwinBridge  # noqa: E402
+from polling import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -46,18 +47,13 @@ class Harness:
         self.thread.start()
 
     def wait_for(self, topic: str, count: int, timeout: float = 10.0) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.received[topic]) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(self.received[topic]) >= count, timeout, interval=0.05)
         return self.received[topic]
 
     def reset(self, task: str = "", seed: int = 0, variation: str = "") -> ResetEpisode.Response:
         assert self.client.wait_for_service(timeout_sec=5.0)
         future = self.client.call_async(ResetEpisode.Request(task=task, seed=seed, variation=variation))
-        deadline = time.monotonic() + 10.0
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert future.done(), "reset_episode did not answer"
+        assert wait_until(future.done), "reset_episode did not answer"
         return future.result()
 
     def close(self):
@@ -121,12 +117,9 @@ def test_reset_service_good_and_bad_requests(harness):
     ok = harness.reset("lift_red_block", 11, "paraphrase")
     assert ok.success and (ok.task, ok.seed) == ("lift_red_block", 11)
     assert ok.instruction in ("raise the red cube", "grab the red block and hold it up")
-    deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline:
-        last = harness.received["/episode_info"][-1] if harness.received["/episode_info"] else None
-        if last is not None and last.task == "lift_red_block":
-            break
-        time.sleep(0.05)
+    infos = harness.received["/episode_info"]
+    wait_until(lambda: infos and infos[-1].task == "lift_red_block", 5.0, interval=0.05)
+    last = infos[-1]
     assert last.task == "lift_red_block" and last.seed == 11 and last.variation == "paraphrase"
     assert last.step < 20 and last.episode_id >= 2
 
