@@ -20,9 +20,8 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "robovlms_policy"))
 
+from robovlms_policy.vla.backbones.moondream_release import PROJECTION, TEXT, TEXT_HEAD, VISION  # noqa: E402
 from robovlms_policy.vla.backbones.registry import get_backbone_class  # noqa: E402
-
-VISION, TEXT = "vision_encoder.encoder.model.visual.", "text_model.transformer."
 
 
 def release_shapes() -> dict[str, tuple[int, ...]]:
@@ -42,16 +41,16 @@ def release_shapes() -> dict[str, tuple[int, ...]]:
         linear(block + "attn.qkv", 3 * 1152, 1152), linear(block + "attn.proj", 1152, 1152)
         linear(block + "mlp.fc1", 4304, 1152), linear(block + "mlp.fc2", 1152, 4304)
     norm(VISION + "norm", 1152)
-    linear("vision_encoder.projection.mlp.fc1", 8192, 2 * 1152)
-    linear("vision_encoder.projection.mlp.fc2", 2048, 8192)
+    linear(PROJECTION + "fc1", 8192, 2 * 1152)
+    linear(PROJECTION + "fc2", 2048, 8192)
     shapes[TEXT + "embd.wte.weight"] = (51200, 2048)
     for i in range(24):
         block = f"{TEXT}h.{i}."
         norm(block + "ln", 2048)
         linear(block + "mixer.Wqkv", 3 * 2048, 2048), linear(block + "mixer.out_proj", 2048, 2048)
         linear(block + "mlp.fc1", 8192, 2048), linear(block + "mlp.fc2", 2048, 8192)
-    norm("text_model.lm_head.ln", 2048)
-    linear("text_model.lm_head.linear", 51200, 2048)
+    norm(TEXT_HEAD + "ln", 2048)
+    linear(TEXT_HEAD + "linear", 51200, 2048)
     return shapes
 
 

@@ -91,6 +91,10 @@ def _halves(tensors):  # what the loader reads back from the float16 file
     return {k: v.half().float() for k, v in tensors.items()}
 
 
+def _layer_norm(t, name, h):
+    return F.layer_norm(h, h.shape[-1:], t[name + ".weight"], t[name + ".bias"], eps=1e-5)
+
+
 def _reference_vision(t, pixels, concat_features):
     v = "vision_encoder.encoder.model.visual."
     n = pixels.shape[0]
@@ -98,19 +102,16 @@ def _reference_vision(t, pixels, concat_features):
     x = F.linear(patches.reshape(n, GRID * GRID, -1), t[v + "patch_embed.linear.weight"],
                  t[v + "patch_embed.linear.bias"]) + t[v + "pos_embed"]
 
-    def ln(name, h):
-        return F.layer_norm(h, h.shape[-1:], t[name + ".weight"], t[name + ".bias"], eps=1e-5)
-
     for i in range(V_LAYERS):
         b = f"{v}blocks.{i}."
-        qkv = F.linear(ln(b + "norm1", x), t[b + "attn.qkv.weight"], t[b + "attn.qkv.bias"])
+        qkv = F.linear(_layer_norm(t, b + "norm1", x), t[b + "attn.qkv.weight"], t[b + "attn.qkv.bias"])
         q, k, val = qkv.reshape(n, -1, 3, V_HEADS, V_WIDTH // V_HEADS).permute(2, 0, 3, 1, 4)
         attn = F.scaled_dot_product_attention(q, k, val).transpose(1, 2).reshape(n, -1, V_WIDTH)
         x = x + F.linear(attn, t[b + "attn.proj.weight"], t[b + "attn.proj.bias"])
-        hidden = F.gelu(F.linear(ln(b + "norm2", x), t[b + "mlp.fc1.weight"], t[b + "mlp.fc1.bias"]),
+        hidden = F.gelu(F.linear(_layer_norm(t, b + "norm2", x), t[b + "mlp.fc1.weight"], t[b + "mlp.fc1.bias"]),
                         approximate="tanh")
         x = x + F.linear(hidden, t[b + "mlp.fc2.weight"], t[b + "mlp.fc2.bias"])
-    x = ln(v + "norm", x)
+    x = _layer_norm(t, v + "norm", x)
     if concat_features:  # one 378-px crop: the crop features are the global features
         x = torch.cat([x, x], dim=-1)
     p = "vision_encoder.projection.mlp."
@@ -134,13 +135,10 @@ def _reference_text(t, embeds):
     positions = torch.arange(length)
     head_dim = T_WIDTH // T_HEADS
 
-    def ln(name, h):
-        return F.layer_norm(h, h.shape[-1:], t[name + ".weight"], t[name + ".bias"], eps=1e-5)
-
     x = embeds
     for i in range(T_LAYERS):
         b = f"text_model.transformer.h.{i}."
-        h = ln(b + "ln", x)
+        h = _layer_norm(t, b + "ln", x)
         q, k, val = (part.reshape(b_size, length, T_HEADS, head_dim).transpose(1, 2)
                      for part in F.linear(h, t[b + "mixer.Wqkv.weight"], t[b + "mixer.Wqkv.bias"]).chunk(3, -1))
         scores = _rotate(q, positions) @ _rotate(k, positions).transpose(-1, -2) / math.sqrt(head_dim)
@@ -149,7 +147,7 @@ def _reference_text(t, embeds):
         mlp = F.linear(F.gelu(F.linear(h, t[b + "mlp.fc1.weight"], t[b + "mlp.fc1.bias"]), approximate="tanh"),
                        t[b + "mlp.fc2.weight"], t[b + "mlp.fc2.bias"])
         x = x + F.linear(attn, t[b + "mixer.out_proj.weight"], t[b + "mixer.out_proj.bias"]) + mlp
-    final = ln("text_model.lm_head.ln", x)
+    final = _layer_norm(t, "text_model.lm_head.ln", x)
     return final, F.linear(final, t["text_model.lm_head.linear.weight"], t["text_model.lm_head.linear.bias"])
 
 
