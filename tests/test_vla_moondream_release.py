@@ -223,8 +223,11 @@ def test_inconsistent_tensor_shape_is_named(tmp_path):
     _expect_error(tmp_path, tensors, r"(?s)inconsistent.*layers\.1\.mlp\.fc2\.weight")
 
 
-def test_unreadable_weights_file_is_named(tmp_path):
+def test_unreadable_weights_and_config_files_are_named(tmp_path):
     release = _write_release(tmp_path / "release", _release_tensors(True))
     (release / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(BackboneLoadError, match="model.safetensors is not a readable safetensors file"):
+        get_backbone_class("moondream").from_pretrained(release)
+    (release / "config.json").write_text("{not json")
+    with pytest.raises(BackboneLoadError, match="config.json is not valid JSON"):
         get_backbone_class("moondream").from_pretrained(release)

@@ -15,7 +15,7 @@ from transformers.initialization import no_init_weights
 
 from .base import HALF, BackboneLoadError
 from .llava import LlavaBackbone
-from .moondream_release import convert_release, is_release_directory
+from .moondream_release import convert_release, release_config
 
 
 class MoondreamProjector(nn.Module):
@@ -49,9 +49,10 @@ class MoondreamBackbone(LlavaBackbone):
 
     @classmethod
     def from_pretrained(cls, directory, image_start_id=None, image_end_id=None):
-        if not is_release_directory(directory):
+        raw = release_config(directory)
+        if raw is None:
             return super().from_pretrained(directory, image_start_id, image_end_id)
-        config, state = convert_release(directory)
+        config, state = convert_release(directory, raw)
         with no_init_weights():  # every parameter is overwritten below; random init would cost ~30 s at 1.9 B
             backbone = cls.from_config_dict(config.to_dict(), image_start_id, image_end_id)
         try:

@@ -47,10 +47,17 @@ TEXT_DEFAULTS = {"num_attention_heads": 32, "partial_rotary_factor": 0.5, "rope_
                  "layer_norm_eps": 1e-5, "hidden_act": "gelu_new", "max_position_embeddings": 2048}
 
 
-def is_release_directory(directory: Path) -> bool:
-    """True when config.json names remote code (``auto_map``): the layout this module reads."""
+def release_config(directory: str | Path) -> dict | None:
+    """config.json of a directory that names remote code (``auto_map``), the layout this module reads; None for
+    any other directory."""
     config_file = Path(directory) / "config.json"
-    return config_file.is_file() and "auto_map" in json.loads(config_file.read_text())
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise BackboneLoadError(f"{config_file} is not valid JSON: {err}") from None
+    return config if isinstance(config, dict) and "auto_map" in config else None
 
 
 def _read_tensors(directory: Path) -> dict[str, torch.Tensor]:
@@ -163,10 +170,10 @@ def _text_state(src: _Tensors, layers: int, text_config: dict) -> tuple[dict[str
     return out, config
 
 
-def convert_release(directory: str | Path) -> tuple[LlavaConfig, dict[str, torch.Tensor]]:
-    """The LLaVA-class config (with MoonDream's projector width and biased LM head recorded) and state dict."""
+def convert_release(directory: str | Path, raw: dict) -> tuple[LlavaConfig, dict[str, torch.Tensor]]:
+    """The LLaVA-class config (with MoonDream's projector width and biased LM head recorded) and state dict of
+    the release in ``directory``, whose config.json is ``raw``."""
     directory = Path(directory)
-    raw = json.loads((directory / "config.json").read_text())
     tensors = _read_tensors(directory)
     if VISION + "pos_embed" not in tensors or TEXT + "embd.wte.weight" not in tensors:
         sample = ", ".join(sorted(tensors)[:3])
