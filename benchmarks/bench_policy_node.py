@@ -34,8 +34,9 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
-from robovlms_policy.node.image_conversion import image_msg_to_rgb, rgb_to_image_msg  # noqa: E402
-from robovlms_policy.node.policy_node import IMAGE_QOS, PolicyNode  # noqa: E402
+from robovlms_io.images import image_msg_to_rgb, rgb_to_image_msg  # noqa: E402
+from robovlms_io.qos import SENSOR_SUBSCRIPTION as IMAGE_QOS  # noqa: E402
+from robovlms_policy.node.policy_node import PolicyNode  # noqa: E402
 from robovlms_policy.vla.init_checkpoint import main as init_checkpoint  # noqa: E402
 from robovlms_policy.vla.policy import PolicyOutput, VLAPolicy  # noqa: E402
 
@@ -69,7 +70,6 @@ def bench_overhead(ticks: int) -> dict[str, tuple[float, float, float]]:
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     node.destroy_timer(node._timer)  # ticks are driven by hand below
-    static_slot, wrist_slot = node._cameras
     node._on_instruction(String(data="open the drawer"))
     raw = {"static": serialize_message(STATIC), "wrist": serialize_message(WRIST)}
     timings: dict[str, list[float]] = {"deserialise": [], "validate": [], "tick": [], "total": [],
@@ -78,8 +78,8 @@ def bench_overhead(ticks: int) -> dict[str, tuple[float, float, float]]:
         t0 = time.perf_counter()
         static_msg, wrist_msg = deserialize_message(raw["static"], Image), deserialize_message(raw["wrist"], Image)
         t1 = time.perf_counter()
-        node._on_image(static_slot, static_msg)
-        node._on_image(wrist_slot, wrist_msg)
+        node._on_image("static", static_msg)
+        node._on_image("wrist", wrist_msg)
         t2 = time.perf_counter()
         node._on_tick()
         t3 = time.perf_counter()

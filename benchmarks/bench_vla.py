@@ -8,6 +8,7 @@ Sizes:
   tiny          the default ``robovlms-init-checkpoint --tiny`` model (LM hidden 64, 2 layers)
   kosmos2       the KosMos-2 (patch14-224) architecture, ~1.7 B parameters, random weights
   paligemma-3b  the PaliGemma-3B (SigLIP so400m + Gemma 2B) architecture, random weights
+  --checkpoint DIR  a trained checkpoint as it is (e.g. the shipped twin_default)
 Large sizes are built from transformers' default configs with random weights (latency does not depend on the
 values), so nothing is downloaded. No GPU was lent while this suite was written: only the tiny CPU rows were
 measured here. With a GPU run, e.g.
@@ -25,8 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# The VLA core imports no ROS: this lets the benchmark run on a GPU machine with only torch + transformers.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "robovlms_policy"))
+# The VLA core imports no ROS (only the shared package's pure modules): this lets the benchmark run on a GPU
+# machine with only torch + transformers.
+for _package in ("robovlms_policy", "robovlms_io"):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / _package))
 
 from robovlms_policy.vla.backbones.registry import get_backbone_class  # noqa: E402
 from robovlms_policy.vla.backbones.tiny import TINY_IMAGE_SIZE, tiny_backbone_config  # noqa: E402
@@ -34,6 +37,7 @@ from robovlms_policy.vla.checkpoint import build_model  # noqa: E402
 from robovlms_policy.vla.config import STRUCTURES, VLAConfig  # noqa: E402
 from robovlms_policy.vla.init_checkpoint import DEFAULT_STATS  # noqa: E402
 from robovlms_policy.vla.policy import VLAPolicy  # noqa: E402
+from robovlms_policy.vla.proprio import ee_pose_gripper  # noqa: E402
 from robovlms_policy.vla.tokenizer import build_tiny_tokenizer, marker_id  # noqa: E402
 
 SIZES = {"tiny": None, "kosmos2": "kosmos2", "paligemma-3b": "paligemma"}
@@ -99,29 +103,36 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=10)
     parser.add_argument("--ticks", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument("--checkpoint", type=Path, help="time this checkpoint (its own window) instead of a size")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     images = {cam: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for cam in ("static", "wrist")}
 
     rows = []
-    for window in args.windows:
-        policy = build_policy(args, window)
+    for window in ([None] if args.checkpoint else args.windows):
+        policy = (VLAPolicy.from_checkpoint(args.checkpoint, device=args.device, dtype=DTYPES[args.dtype])
+                  if args.checkpoint else build_policy(args, window))
+        window = policy.window
+        proprio = ee_pose_gripper([0.45, 0.0, 0.2], [1.0, 0.0, 0.0, 0.0], 0.0) if policy.config.proprio_dim else None
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        policy.reset("pick up the red block and place it in the drawer")
+        policy.reset("lift the red block")
         for _ in range(window + 3):  # fill the history: steady state
-            policy.step(images)
-        step_ms = timed(lambda: policy.step(images), args.ticks, args.device)
+            policy.step(images, proprio)
+        step_ms = timed(lambda: policy.step(images, proprio), args.ticks, args.device)
         rows.append(("cached step", window, step_ms, peak_memory_mib(args.device), policy))
         if args.structure != "one_step_discrete" and policy.model.uses_history and window > 1:
             pixels = torch.cat([policy.preprocess(images)] * window)[None]
+            state = None if proprio is None else torch.zeros(1, window, policy.config.proprio_dim,
+                                                             dtype=pixels.dtype, device=pixels.device)
             with torch.inference_mode():
-                recompute_ms = timed(lambda: policy.model(pixels, policy._prompt), max(10, args.ticks // 5),
+                recompute_ms = timed(lambda: policy.model(pixels, policy._prompt, state), max(10, args.ticks // 5),
                                      args.device)
             rows.append(("recompute window", window, recompute_ms, peak_memory_mib(args.device), policy))
 
-    print(f"\nVLAPolicy per-tick latency, size={args.size}, structure={args.structure}, device={args.device}, "
+    what = f"checkpoint={args.checkpoint}" if args.checkpoint else f"size={args.size}, structure={args.structure}"
+    print(f"\nVLAPolicy per-tick latency, {what}, device={args.device}, "
           f"dtype={args.dtype}, torch threads={args.threads}, 2 cameras 640x480 -> {rows[0][4].image_size} px, "
           f"chunk {args.chunk}\n")
     print("| mode | backbone | window | params | p50 ms | p99 ms | peak memory MiB |")

@@ -1,14 +1,21 @@
-"""Windows of aligned episodes -> training batches in the exact format of ``VLAStructure.compute_loss``.
+"""Aligned episodes -> training rows in the format of ``VLAStructure.compute_loss``.
 
-A sample is ``window`` consecutive steps t0..t0+W-1 of one episode (every start t0 with a full window; episodes
-shorter than the window give none). Each step t carries its camera frames and the ``chunk`` actions
-t..t+chunk-1; actions past the episode end are zero and masked out. Actions are converted to the checkpoint
-embodiment's dataset units and normalised with its ActionCodec; pixels go through the policy's own
-preprocessing (``VLAPolicy.preprocess``), so training sees exactly what the robot's policy sees.
+Every step of every episode is trained, with the history the policy has at run time: a row is a run of
+``segment`` consecutive supervised steps preceded by up to ``window - 1`` context frames (fewer at the start
+of an episode, where the history is short, exactly as the policy's is after a reset). The structure predicts
+each supervised step from the ``window`` frames ending at it. Each step t carries the ``chunk`` actions
+t..t+chunk-1; actions past the episode end are zero and masked out, as are context and padding positions
+(rows are padded at the end to one length).
+
+Frames are kept as uint8 at the checkpoint's image size (resized exactly as the policy resizes,
+``vla.policy.resize_rgb``); ``FrameProcessor`` turns a batch of them into normalised pixels, with random-shift
+and colour-jitter augmentation when training. Actions are converted to the embodiment's dataset units and
+normalised with the checkpoint's ActionCodec; proprioception is standardised with its statistics.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import zlib
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -17,71 +24,106 @@ from torch.utils.data import Dataset
 
 from robovlms_policy.vla.action_codec import ActionCodec, ActionStatistics
 from robovlms_policy.vla.embodiments import Embodiment, command_to_dataset_units
+from robovlms_policy.vla.policy import resize_rgb
+from robovlms_policy.vla.proprio import ProprioNormalizer
 from robovlms_policy.vla.tokenizer import encode_instructions
 
 from .episodes import Episode
 
-# Images of every camera for one step (name -> uint8 HxWx3) -> normalised pixels (1, cameras, 3, S, S).
-Preprocess = Callable[[dict[str, np.ndarray]], torch.Tensor]
 
-
-def usable_episodes(episodes: Sequence[Episode], window: int) -> list[Episode]:
-    """The episodes long enough for at least one full window; ValueError when there are none."""
-    usable = [e for e in episodes if len(e) >= window]
-    if not usable:
-        lengths = sorted(len(e) for e in episodes)
-        raise ValueError(f"no episode has the {window} steps one window needs (episode lengths: {lengths})")
-    return usable
-
-
-def action_statistics(episodes: Sequence[Episode], embodiment: Embodiment,
-                      lower: float = 1.0, upper: float = 99.0) -> ActionStatistics:
+def action_statistics(episodes: Sequence[Episode], embodiment: Embodiment, lower: float = 1.0,
+                      upper: float = 99.0, min_range: float | Sequence[float] = 0.0) -> ActionStatistics:
     """Percentile bounds over every action of ``episodes``, in dataset units (what the config stores)."""
     if not episodes:
         raise ValueError("no episodes to compute action statistics from")
     actions = np.concatenate([command_to_dataset_units(embodiment, e.actions) for e in episodes])
-    return ActionStatistics.from_actions(actions, lower, upper)
+    return ActionStatistics.from_actions(actions, lower, upper, min_range)
+
+
+def proprio_statistics(episodes: Sequence[Episode]) -> ProprioNormalizer:
+    missing = [str(e.trial_dir) for e in episodes if e.proprio is None]
+    if missing:
+        raise ValueError(f"{len(missing)} episode(s) have no recorded robot state (ee_pose + joint_states), "
+                         f"e.g. {missing[0]}; a checkpoint with proprioception cannot train on them")
+    return ProprioNormalizer.from_data(np.concatenate([e.proprio for e in episodes]))
+
+
+def split_by_seed(episodes: Sequence[Episode], validation_fraction: float) -> tuple[list[Episode], list[Episode]]:
+    """Deterministic train / validation split by episode seed (trial name where no seed was recorded), so a
+    validation episode's start state never appears in training. A split that would leave nothing to train on
+    (a handful of recordings) trains on everything and validates on nothing."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {validation_fraction}")
+    train, validation = [], []
+    for episode in episodes:
+        key = str(episode.info.get("seed", episode.trial_dir.name)).encode()
+        (validation if zlib.crc32(key) % 1000 < validation_fraction * 1000 else train).append(episode)
+    if not train:
+        return list(episodes), []
+    return train, validation
 
 
 class WindowDataset(Dataset):
-    """Every full window of every episode; items are dicts of tensors plus the instruction text."""
+    """Rows of ``segment`` supervised steps with their history; items are dicts of tensors plus the text."""
 
-    def __init__(self, episodes: Sequence[Episode], codec: ActionCodec, preprocess: Preprocess,
-                 camera_names: Sequence[str], window: int, chunk: int) -> None:
-        if window < 1 or chunk < 1:
-            raise ValueError(f"window and chunk must be >= 1, got {window} and {chunk}")
-        self.episodes = usable_episodes(episodes, window)
-        for episode in self.episodes:
+    def __init__(self, episodes: Sequence[Episode], codec: ActionCodec, camera_names: Sequence[str],
+                 image_size: int, window: int, chunk: int, segment: int = 16,
+                 proprio: ProprioNormalizer | None = None) -> None:
+        if window < 1 or chunk < 1 or segment < 1:
+            raise ValueError(f"window, chunk and segment must be >= 1, got {window}, {chunk}, {segment}")
+        if not episodes:
+            raise ValueError("no episodes to train on")
+        for episode in episodes:
             missing = [c for c in camera_names if c not in episode.frames]
             if missing:
                 raise ValueError(f"{episode.trial_dir}: no frames for camera(s) {missing}; "
                                  f"recorded cameras: {sorted(episode.frames)}")
         self.camera_names = list(camera_names)
-        self.window, self.chunk = window, chunk
-        self._preprocess = preprocess
-        self._norm_actions = [
-            codec.normalize(command_to_dataset_units(codec.embodiment, e.actions)).astype(np.float32)
-            for e in self.episodes]
-        self._index = [(i, start) for i, e in enumerate(self.episodes) for start in range(len(e) - window + 1)]
+        self.window, self.chunk, self.segment = window, chunk, segment
+        self.episodes = list(episodes)
+        self._frames = [np.stack([_at_size(e.frames[c], image_size) for c in camera_names], axis=1)
+                        for e in self.episodes]  # (T, cameras, S, S, 3) uint8
+        self._actions = [codec.normalize(command_to_dataset_units(codec.embodiment, e.actions)).astype(np.float32)
+                         for e in self.episodes]
+        self._proprio = None if proprio is None else [proprio.normalize(e.proprio).astype(np.float32)
+                                                       for e in self.episodes]
+        self._index = [(i, start) for i, e in enumerate(self.episodes) for start in range(0, len(e), segment)]
+
+    @property
+    def steps(self) -> int:
+        """Supervised steps (every step of every episode)."""
+        return sum(len(e) for e in self.episodes)
 
     def __len__(self) -> int:
         return len(self._index)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor | str]:
         episode_idx, start = self._index[item]
-        episode, norm = self.episodes[episode_idx], self._norm_actions[episode_idx]
-        steps = range(start, start + self.window)
-        pixels = torch.stack([
-            self._preprocess({name: episode.frames[name][t] for name in self.camera_names})[0].float().cpu()
-            for t in steps])
-        actions = np.zeros((self.window, self.chunk, norm.shape[1]), dtype=np.float32)
-        mask = np.zeros((self.window, self.chunk), dtype=bool)
-        for row, t in enumerate(steps):
+        frames, norm = self._frames[episode_idx], self._actions[episode_idx]
+        steps = len(norm)
+        first = max(0, start - self.window + 1)
+        stop = min(steps, start + self.segment)
+        length = self.window - 1 + self.segment
+        rows = np.minimum(np.arange(first, first + length), stop - 1)  # padding repeats the last frame
+        actions = np.zeros((length, self.chunk, norm.shape[1]), dtype=np.float32)
+        mask = np.zeros((length, self.chunk), dtype=bool)
+        for row, t in enumerate(range(first, stop)):
+            if t < start:
+                continue  # context frame: history only
             valid = norm[t:t + self.chunk]
             actions[row, :len(valid)] = valid
             mask[row, :len(valid)] = True
-        return {"pixels": pixels, "actions": torch.from_numpy(actions), "action_mask": torch.from_numpy(mask),
-                "instruction": episode.instruction}
+        sample = {"frames": torch.from_numpy(frames[rows]), "actions": torch.from_numpy(actions),
+                  "action_mask": torch.from_numpy(mask), "instruction": self.episodes[episode_idx].instruction}
+        if self._proprio is not None:
+            sample["proprio"] = torch.from_numpy(self._proprio[episode_idx][rows])
+        return sample
+
+
+def _at_size(frames: np.ndarray, size: int) -> np.ndarray:
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([resize_rgb(f, size) for f in frames])
 
 
 class WindowCollator:
@@ -92,5 +134,6 @@ class WindowCollator:
 
     def __call__(self, samples: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor]:
         ids, mask = encode_instructions(self.tokenizer, [s["instruction"] for s in samples], self.max_tokens)
-        batch = {key: torch.stack([s[key] for s in samples]) for key in ("pixels", "actions", "action_mask")}
+        keys = [k for k in ("frames", "actions", "action_mask", "proprio") if k in samples[0]]
+        batch = {key: torch.stack([s[key] for s in samples]) for key in keys}
         return {**batch, "instruction_ids": ids, "instruction_mask": mask}

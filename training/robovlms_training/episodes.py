@@ -9,6 +9,9 @@ timestamps) is paired with that command, giving (frame_t, action_t). Commands ar
     executed them;
   * a camera has not delivered any frame yet (the first command can precede the first image).
 Commands in a frame other than base_link raise EpisodeError: the policy's actions are base-frame deltas.
+
+Proprioception (``vla.proprio``'s ee_pose_gripper layout) comes from the newest ``ee_pose`` and gripper joint
+of ``joint_states`` before each command, when the bag has both topics (``Episode.proprio`` is None otherwise).
 """
 from __future__ import annotations
 
@@ -21,13 +24,19 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore
 
-from robovlms_policy.node.image_conversion import image_msg_to_rgb
-from robovlms_policy.trials.bag_writer import make_typestore
+from robovlms_io import names
+from robovlms_io.commands import parse_command
+from robovlms_io.images import image_msg_to_rgb
+from robovlms_io.instructions import normalize_instruction
+from robovlms_policy.trials.bag_format import suite_typestore
+from robovlms_policy.vla.proprio import ee_pose_gripper
 
-DEFAULT_CAMERA_TOPICS: dict[str, str] = {"static": "/rgb/image_raw", "wrist": "/camera/camera/color/image_raw"}
-COMMAND_TOPIC = "/ee_command"
-GRIPPER_UNCHANGED = -1.0
-BASE_FRAMES = ("", "base_link")
+DEFAULT_CAMERA_TOPICS: dict[str, str] = {name: camera.image_topic for name, camera in names.CAMERAS.items()}
+# The recorder resolves relative topics in the root namespace.
+COMMAND_TOPIC = "/" + names.COMMAND_TOPIC
+EE_POSE_TOPIC = "/" + names.EE_POSE_TOPIC
+JOINT_STATES_TOPIC = "/" + names.JOINT_STATES_TOPIC
+BASE_FRAMES = ("", names.BASE_FRAME)
 TRIAL_FILE = "trial.json"
 BAG_DIR = "bag"
 
@@ -46,6 +55,7 @@ class Episode:
     success: bool | None  # None: the trial was never labelled
     frames: dict[str, np.ndarray]  # camera name -> uint8 (T, H, W, 3) RGB
     actions: np.ndarray  # float64 (T, 7): dx, dy, dz [m], drx, dry, drz [rad] per period, gripper closure [0, 1]
+    proprio: np.ndarray | None = None  # float64 (T, 10) ee_pose_gripper layout, None when not recorded
     skipped_commands: int = 0
     info: dict[str, Any] = field(default_factory=dict)  # the whole trial.json
 
@@ -54,19 +64,11 @@ class Episode:
 
 
 def default_typestore() -> Typestore:
-    """ROS 2 standard types plus robovlms_msgs, from the installed share dir or, failing that, the sources."""
+    """ROS 2 standard types plus robovlms_msgs (the recorder's types)."""
     try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            return make_typestore([Path(get_package_share_directory("robovlms_msgs"))])
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    source = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "robovlms_msgs"
-    if not (source / "msg").is_dir():
-        raise EpisodeError("robovlms_msgs interfaces not found: source the workspace (scripts/env.sh) first")
-    return make_typestore([source])
+        return suite_typestore()
+    except FileNotFoundError as err:
+        raise EpisodeError(str(err)) from err
 
 
 def find_trial_dirs(paths: Iterable[str | Path]) -> list[Path]:
@@ -102,26 +104,45 @@ def trial_success(info: dict[str, Any]) -> bool | None:
     return bool(label["success"]) if isinstance(label, dict) and "success" in label else None
 
 
-def _command_action(msg: Any) -> np.ndarray:
-    p, r = msg.delta_position, msg.delta_rotation
-    return np.array([p.x, p.y, p.z, r.x, r.y, r.z, msg.gripper], dtype=np.float64)
+class _ProprioTracker:
+    """Newest end-effector pose and gripper knuckle angle seen in a bag."""
+
+    def __init__(self) -> None:
+        self.pose: tuple[np.ndarray, np.ndarray] | None = None
+        self.knuckle: float | None = None
+
+    def update(self, topic: str, msg: Any) -> None:
+        if topic == EE_POSE_TOPIC:
+            p, q = msg.pose.position, msg.pose.orientation
+            self.pose = np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w])
+        elif names.GRIPPER_JOINT in list(msg.name):
+            self.knuckle = float(msg.position[list(msg.name).index(names.GRIPPER_JOINT)])
+
+    def vector(self) -> np.ndarray | None:
+        if self.pose is None or self.knuckle is None:
+            return None
+        return ee_pose_gripper(*self.pose, self.knuckle)
 
 
-def _read_bag(bag: Path, camera_topics: Mapping[str, str], typestore: Typestore
-              ) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray], int]:
-    """Walk the bag in timestamp order keeping each camera's newest raw frame; decode it when a command uses it."""
+def _read_bag(bag: Path, camera_topics: Mapping[str, str], typestore: Typestore):
+    """Walk the bag in timestamp order keeping each camera's newest raw frame (decoded when a command uses it)
+    and the newest robot state."""
     topic_camera = {topic: name for name, topic in camera_topics.items()}
     latest: dict[str, tuple[str, bytes]] = {}
     decoded: dict[str, np.ndarray] = {}
     frames: dict[str, list[np.ndarray]] = {name: [] for name in camera_topics}
     actions: list[np.ndarray] = []
+    proprio: list[np.ndarray | None] = []
+    state = _ProprioTracker()
     skipped = 0
     with Reader(bag) as reader:
         topics = {c.topic for c in reader.connections}
         missing = [t for t in [COMMAND_TOPIC, *camera_topics.values()] if t not in topics]
         if missing:
             raise EpisodeError(f"{bag} has no messages on {missing} (topics: {sorted(topics)})")
-        wanted = [c for c in reader.connections if c.topic in topic_camera or c.topic == COMMAND_TOPIC]
+        state_topics = (EE_POSE_TOPIC, JOINT_STATES_TOPIC)
+        wanted = [c for c in reader.connections
+                  if c.topic in topic_camera or c.topic == COMMAND_TOPIC or c.topic in state_topics]
         for connection, _stamp, raw in reader.messages(connections=wanted):
             if connection.topic in topic_camera:
                 name = topic_camera[connection.topic]
@@ -129,9 +150,12 @@ def _read_bag(bag: Path, camera_topics: Mapping[str, str], typestore: Typestore
                 decoded.pop(name, None)
                 continue
             msg = typestore.deserialize_cdr(raw, connection.msgtype)
+            if connection.topic in state_topics:
+                state.update(connection.topic, msg)
+                continue
             if msg.header.frame_id not in BASE_FRAMES:
                 raise EpisodeError(f"{bag}: a command is in frame {msg.header.frame_id!r}, expected base_link")
-            action = _command_action(msg)
+            action = parse_command(msg).action
             valid = np.isfinite(action).all() and 0.0 <= action[6] <= 1.0
             if not valid or len(latest) < len(camera_topics):  # holds (-1) fail the gripper range too
                 skipped += 1
@@ -141,7 +165,8 @@ def _read_bag(bag: Path, camera_topics: Mapping[str, str], typestore: Typestore
                     decoded[name] = image_msg_to_rgb(typestore.deserialize_cdr(frame_raw, msgtype))
                 frames[name].append(decoded[name])
             actions.append(action)
-    return frames, actions, skipped
+            proprio.append(state.vector())
+    return frames, actions, proprio, skipped
 
 
 def load_trial(trial_dir: str | Path, camera_topics: Mapping[str, str] = DEFAULT_CAMERA_TOPICS,
@@ -153,7 +178,7 @@ def load_trial(trial_dir: str | Path, camera_topics: Mapping[str, str] = DEFAULT
     if not bag.is_dir():
         raise EpisodeError(f"{bag} is missing")
     try:
-        frames, actions, skipped = _read_bag(bag, camera_topics, typestore or default_typestore())
+        frames, actions, proprio, skipped = _read_bag(bag, camera_topics, typestore or default_typestore())
     except EpisodeError:
         raise
     except Exception as err:  # rosbags / mcap / CDR decoding raise many unrelated types on a damaged file
@@ -164,10 +189,20 @@ def load_trial(trial_dir: str | Path, camera_topics: Mapping[str, str] = DEFAULT
     for name, found in shapes.items():
         if len(found) != 1:
             raise EpisodeError(f"{bag}: camera {name!r} changes image size within the trial: {sorted(found)}")
-    return Episode(trial_dir=trial_dir, instruction=" ".join(info["instruction"].split()),
+    return Episode(trial_dir=trial_dir, instruction=normalize_instruction(info["instruction"]),
                    task=str(info.get("task", "")), success=trial_success(info),
                    frames={name: np.stack(stack) for name, stack in frames.items()},
-                   actions=np.stack(actions), skipped_commands=skipped, info=info)
+                   actions=np.stack(actions), proprio=_stack_proprio(proprio), skipped_commands=skipped, info=info)
+
+
+def _stack_proprio(vectors: list[np.ndarray | None]) -> np.ndarray | None:
+    """(T, 10) robot states, or None when the bag lacks them. A command before the first state message takes
+    the first state that follows (the arm has not moved yet: the driver publishes its pose before it acts)."""
+    known = [v for v in vectors if v is not None]
+    if not known:
+        return None
+    first = known[0]
+    return np.stack([first if v is None else v for v in vectors])
 
 
 def load_episodes(paths: Iterable[str | Path], include_failures: bool = False,

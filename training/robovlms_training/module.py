@@ -1,50 +1,97 @@
-"""LightningModule fine-tuning a VLA structure with its own ``compute_loss``."""
+"""LightningModule fine-tuning a VLA structure with its own ``compute_loss``: augmentation on the batch,
+warm-up + cosine learning rate, validation loss, per-dimension action error and gripper accuracy."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import lightning as L
 import torch
 
+from robovlms_policy.vla.losses import DEFAULT_GRIPPER_WEIGHT
 from robovlms_policy.vla.structures import VLAStructure
+
+from .augment import FrameProcessor
+
+ARM_NAMES = ("x", "y", "z", "rx", "ry", "rz")
 
 
 @dataclass
 class OptimizerConfig:
-    """AdamW with an optional linear warm-up from 0 to ``lr`` over ``warmup_steps`` optimiser steps."""
+    """AdamW; linear warm-up from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio``
+    x lr at ``total_steps`` (constant after warm-up when ``total_steps`` is 0)."""
 
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_steps: int = 0
+    total_steps: int = 0
+    min_lr_ratio: float = 0.1
+    gripper_weight: float = DEFAULT_GRIPPER_WEIGHT
 
     def __post_init__(self) -> None:
-        if not self.lr > 0 or self.weight_decay < 0 or self.warmup_steps < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0; got {self}")
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0 and self.total_steps >= 0
+                and 0 <= self.min_lr_ratio <= 1 and math.isfinite(self.gripper_weight)
+                and self.gripper_weight >= 0):
+            raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0, total_steps >= 0, "
+                             f"min_lr_ratio in [0, 1], gripper_weight >= 0; got {self}")
+
+    def lr_factor(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.total_steps <= self.warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class VLAFineTuner(L.LightningModule):
     """Trains every parameter of ``model`` that requires grad; keeps the per-step losses for the summary."""
 
-    def __init__(self, model: VLAStructure, optim: OptimizerConfig) -> None:
+    def __init__(self, model: VLAStructure, optim: OptimizerConfig, frames: FrameProcessor) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
+        self.frames = frames
         self.loss_history: list[float] = []
         self.samples_seen = 0
+        self.steps_seen = 0  # supervised steps (frames with an action) the optimiser processed
+        self._generator = torch.Generator().manual_seed(0)
+
+    def _pixels(self, batch: dict[str, torch.Tensor], train: bool) -> dict[str, torch.Tensor]:
+        batch = dict(batch)
+        batch["pixels"] = self.frames(batch.pop("frames"), train, self._generator if train else None)
+        return batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.model.compute_loss(batch)
+        out = self.model.compute_loss(self._pixels(batch, train=True), self.optim.gripper_weight)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}")
-        batch_size = batch["actions"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
-        for name, value in out.items():
-            if name != "loss" and torch.is_tensor(value) and value.numel() == 1:
-                self.log(f"train/{name}", value, batch_size=batch_size)
+        size = batch["actions"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for name in ("arm", "gripper"):
+            if name in out:
+                self.log(f"train/{name}_loss", out[name], batch_size=size)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=size)
         self.loss_history.append(float(loss.detach()))
-        self.samples_seen += batch_size
+        self.samples_seen += size
+        self.steps_seen += int(batch["action_mask"][..., 0].sum())
         return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        out = self.model.compute_loss(self._pixels(batch, train=False), self.optim.gripper_weight)
+        size = int(batch["action_mask"][..., 0].sum())
+        self.log("val/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        if "pred_arm" not in out:
+            return
+        mask = batch["action_mask"].bool()
+        target = batch["actions"][mask]
+        error = (out["pred_arm"][mask] - target[:, :6]).abs().mean(dim=0)
+        for name, value in zip(ARM_NAMES, error):
+            self.log(f"val/arm_error_{name}", value, batch_size=size)
+        self.log("val/arm_error", error.mean(), prog_bar=True, batch_size=size)
+        correct = ((out["pred_gripper"][mask] > 0.5) == (target[:, 6] > 0.5)).float().mean()
+        self.log("val/gripper_accuracy", correct, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self):
         # Biases and normalisation weights (1-D tensors) are not decayed, as is usual for transformers.
@@ -52,8 +99,5 @@ class VLAFineTuner(L.LightningModule):
         groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.optim.weight_decay},
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.optim.lr)
-        warmup = self.optim.warmup_steps
-        if warmup == 0:
-            return optimizer
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.optim.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

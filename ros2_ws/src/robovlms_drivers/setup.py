@@ -14,15 +14,17 @@ setup(
     zip_safe=True,
     maintainer="RoboVLMs ROS 2 maintainers",
     maintainer_email="robovlms-ros2@example.org",
-    description="Kinova Gen3 + Robotiq 2F-85 driver (kortex / MuJoCo twin backends) and RealSense / Azure Kinect "
-                "camera nodes.",
+    description="Kinova Gen3 + Robotiq 2F-85 driver (backend plug-ins: kortex here, sim in robovlms_twin) and "
+                "RealSense / Azure Kinect camera nodes.",
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
             "kinova_driver = robovlms_drivers.kinova.driver_node:main",
-            "kinova_sim_cell = robovlms_drivers.kinova.sim_cell_main:main",
             "realsense_camera = robovlms_drivers.cameras.realsense_node:main",
             "azure_kinect_camera = robovlms_drivers.cameras.azure_kinect_node:main",
+        ],
+        "robovlms_drivers.backends": [
+            "kortex = robovlms_drivers.kinova.kortex_backend:KortexBackend",
         ],
     },
 )

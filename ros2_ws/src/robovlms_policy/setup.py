@@ -1,6 +1,11 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 PACKAGE = "robovlms_policy"
+# Shipped checkpoints (config.json, model.safetensors, tokenizer.json, model card) install to share/<pkg>/checkpoints.
+CHECKPOINTS = [(f"share/{PACKAGE}/{d}", [str(f) for f in sorted(Path(d).iterdir()) if f.is_file()])
+               for d in sorted(str(p) for p in Path("checkpoints").glob("*") if p.is_dir())]
 
 setup(
     name=PACKAGE,
@@ -9,6 +14,7 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        *CHECKPOINTS,
     ],
     install_requires=["setuptools", "numpy"],
     zip_safe=True,

@@ -1,8 +1,9 @@
 """`make demo`: evaluation episodes of every twin task, end to end over real DDS, recorded as rosbag2 (MCAP).
 
 One process hosts the real graph: the twin bridge (physics, both cameras), the Kinova driver on its sim backend
-(the same safety layer as on the robot), a commander — the policy node with ``--checkpoint``, otherwise the
-scripted expert publishing on the same command topic — and the trial recorder. The operator side (this
+(the same safety layer as on the robot), a commander — the policy node running the shipped default checkpoint
+(or ``--checkpoint DIR``), or with ``--commander expert`` the scripted expert publishing on the same command
+topic — and the trial recorder. The operator side (this
 module) drives them only through their ROS services and topics: reset_episode, trial/start, trial/stop,
 trial/label and episode_info. Output: ``runs/<timestamp>/`` with one folder per trial (bag + trial.json),
 ``results.json`` and ``report.md``.
@@ -24,18 +25,25 @@ from rclpy.parameter import Parameter
 
 from robovlms_demo.expert_commander import ExpertCommander
 from robovlms_demo.report import EpisodeResult, write_report
-from robovlms_drivers.kinova.driver_node import KinovaDriverNode
-from robovlms_drivers.kinova.sim_backend import SimBackend
+from robovlms_io import names, qos
 from robovlms_msgs.msg import EpisodeInfo
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_policy.runtime.chunk_strategies import STRATEGIES
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
 from robovlms_twin.cell import CellConfig, KinovaCell
+from robovlms_twin.sim_cell import compose_sim_cell
 from robovlms_twin.tasks import TASKS
-from robovlms_twin.twin_bridge_node import TwinBridge
 
 SERVICE_TIMEOUT_S = 15.0
 # The same parameter files as kinova_sim.launch.py, in the same order (twin.yaml's driver section wins).
 CONFIG_FILES = ("kinova_driver.yaml", "twin.yaml", "policy_node.yaml", "trial_recorder.yaml")
+DEFAULT_CHECKPOINT = "twin_default"  # under robovlms_policy's share/checkpoints (made by `make train-default`)
+# Training seeds start here (robovlms_training.twin_collect.TRAIN_SEED_BASE): evaluation stays below.
+TRAIN_SEED_BASE = 1_000_000
+
+
+def default_checkpoint() -> Path:
+    return Path(get_package_share_directory("robovlms_policy")) / "checkpoints" / DEFAULT_CHECKPOINT
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,7 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variation", default="default", help="default, unseen_colors, distractors or paraphrase")
     parser.add_argument("--max-steps", type=int, default=120, help="control steps before an episode counts as failed")
-    parser.add_argument("--checkpoint", default="", help="run the policy node on this checkpoint instead of the expert")
+    parser.add_argument("--commander", choices=("policy", "expert"), default="policy",
+                        help="policy: the policy node on --checkpoint; expert: the scripted expert")
+    parser.add_argument("--checkpoint", default="", help="checkpoint directory (default: the shipped twin_default)")
+    parser.add_argument("--execution-strategy", choices=STRATEGIES, default="replan",
+                        help="how the policy node turns chunks into per-tick actions")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/<timestamp>)")
     args = parser.parse_args(argv)
@@ -55,8 +67,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
     if args.episodes < 1 or args.max_steps < 1:
         parser.error("--episodes and --max-steps must be at least 1")
-    if args.checkpoint and not Path(args.checkpoint).is_dir():
-        parser.error(f"--checkpoint {args.checkpoint} is not a directory")
+    if args.commander == "expert" and args.checkpoint:
+        parser.error("--checkpoint is for --commander policy")
+    if args.commander == "policy":
+        args.checkpoint = args.checkpoint or str(default_checkpoint())
+        if not Path(args.checkpoint).is_dir():
+            parser.error(f"--checkpoint {args.checkpoint} is not a directory (run `make train-default` to make the "
+                         "default one, or use --commander expert)")
+    if args.seed + args.episodes > TRAIN_SEED_BASE:
+        parser.error(f"seeds from {TRAIN_SEED_BASE} on are the training seeds: evaluate below them")
     args.out = args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     return args
 
@@ -69,20 +88,15 @@ class DemoGraph:
         first = args.tasks[0]
         self.recorder = TrialRecorderNode(context=context, parameter_overrides=[
             Parameter("output_dir", value=str(args.out.resolve()))])
-        self.nodes: list[Node] = [
-            TwinBridge(cell=self.cell, context=context, parameter_overrides=[
-                Parameter("image_size", value=args.image_size), Parameter("task", value=first),
-                Parameter("seed", value=args.seed), Parameter("variation", value=args.variation)]),
-            KinovaDriverNode(backend=SimBackend(self.cell, steps_cell=False), context=context,
-                             parameter_overrides=[Parameter("backend", value="sim")]),
-            self._commander(context, args),
-            self.recorder,
-        ]
+        sim = compose_sim_cell(context, self.cell, bridge_parameters=[
+            Parameter("image_size", value=args.image_size), Parameter("task", value=first),
+            Parameter("seed", value=args.seed), Parameter("variation", value=args.variation)])
+        self.nodes: list[Node] = [*sim.nodes, self._commander(context, args), self.recorder]
         self.operator = Node("demo_operator", context=context)
         self.latest_info: EpisodeInfo | None = None
-        self.operator.create_subscription(EpisodeInfo, "episode_info", self._on_info, 10)
+        self.operator.create_subscription(EpisodeInfo, names.EPISODE_INFO_TOPIC, self._on_info, qos.RELIABLE)
         self.clients = {name: self.operator.create_client(kind, name) for name, kind in (
-            ("reset_episode", ResetEpisode), ("trial/start", StartTrial), ("trial/stop", StopTrial),
+            (names.RESET_EPISODE_SERVICE, ResetEpisode), ("trial/start", StartTrial), ("trial/stop", StopTrial),
             ("trial/label", LabelTrial))}
         # One executor thread: rclpy's MultiThreadedExecutor busy-waits when callbacks are blocked by their
         # group, which measurably starved physics, rendering and inference here.
@@ -92,10 +106,12 @@ class DemoGraph:
         self._thread = threading.Thread(target=self.executor.spin, name="demo-executor", daemon=True)
 
     def _commander(self, context, args: argparse.Namespace) -> Node:
-        if not args.checkpoint:
+        if args.commander == "expert":
             return ExpertCommander(self.cell, context=context)
         from robovlms_policy.node.policy_node import PolicyNode  # loads torch only when a model is used
-        return PolicyNode(context=context, parameter_overrides=[Parameter("checkpoint", value=args.checkpoint)])
+        return PolicyNode(context=context, parameter_overrides=[
+            Parameter("checkpoint", value=args.checkpoint),
+            Parameter("execution_strategy", value=args.execution_strategy)])
 
     def _on_info(self, msg: EpisodeInfo) -> None:
         self.latest_info = msg
@@ -123,15 +139,15 @@ class DemoGraph:
         self.cell.close()
 
 
-def assert_domain_is_free(context, wait_s: float = 1.5) -> None:
+def assert_domain_is_free(context, wait_s: float = 3.0) -> None:
     """Refuse to start next to another graph (a second demo, a real cell) on the same DDS domain: their
     services and topics would mix into this run's trials."""
     probe = Node("demo_probe", context=context)
     try:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            names = {name for name, _ in probe.get_service_names_and_types()}
-            clash = sorted(names & {"/trial/start", "/reset_episode"})
+            served = {name for name, _ in probe.get_service_names_and_types()}
+            clash = sorted(served & {"/trial/start", "/" + names.RESET_EPISODE_SERVICE})
             if clash:
                 raise RuntimeError(f"{', '.join(clash)} already served on ROS_DOMAIN_ID "
                                    f"{os.environ.get('ROS_DOMAIN_ID', '0')}: another graph is running there; "
@@ -144,7 +160,7 @@ def assert_domain_is_free(context, wait_s: float = 1.5) -> None:
 def run_episode(graph: DemoGraph, task: str, seed: int, args) -> EpisodeResult:
     """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
     recorder = graph.recorder
-    reset = graph.call("reset_episode", ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
+    reset = graph.call(names.RESET_EPISODE_SERVICE, ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
     if not reset.success:
         raise RuntimeError(f"reset_episode({task}, {seed}) failed: {reset.message}")
     started_at = time.monotonic()
@@ -183,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         assert_domain_is_free(context)
         graph = DemoGraph(context, args)
         graph.start()
-        commander = "policy " + args.checkpoint if args.checkpoint else "scripted expert"
+        commander = (f"policy {args.checkpoint} ({args.execution_strategy})" if args.commander == "policy"
+                     else "scripted expert")
         print(f"demo: {len(args.tasks)} task(s) x {args.episodes} episode(s), {commander}, output {args.out}")
         results = []
         for task in args.tasks:

@@ -1,20 +1,20 @@
 """Scripted-expert commander: publishes the twin's expert actions where the policy node would.
 
-It follows the policy node's protocol: it acts while an instruction is set on /instruction and idles when the
-instruction is empty, publishing one EndEffectorCommand per control period on the same topic. The expert reads
-privileged simulator state, so it only exists next to the twin (in the demo's process).
+It follows the policy node's protocol: it acts while an instruction is set on /instruction (volatile or the
+trial recorder's latched one) and idles when the instruction is empty, publishing one EndEffectorCommand and
+one PolicyStatus per control period on the same topics. The expert reads privileged simulator state, so it only
+exists next to the twin (in the demo's process).
 """
 from __future__ import annotations
 
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
-from robovlms_msgs.msg import EndEffectorCommand
-from robovlms_policy.node.commands import end_effector_command, period_duration
+from robovlms_io import names, qos
+from robovlms_io.commands import end_effector_command, period_duration
+from robovlms_io.instructions import normalize_instruction
+from robovlms_msgs.msg import EndEffectorCommand, PolicyStatus
 from robovlms_twin.cell import KinovaCell
-
-COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 class ExpertCommander(Node):
@@ -25,18 +25,24 @@ class ExpertCommander(Node):
         self._cell = cell
         self._period = 1.0 / control_rate_hz
         self._period_msg = period_duration(self._period)
-        self._active = False
-        self._publisher = self.create_publisher(EndEffectorCommand, "ee_command", COMMAND_QOS)
-        self.create_subscription(String, "/instruction", self._on_instruction, 10)
+        self._instruction = ""
+        self._publisher = self.create_publisher(EndEffectorCommand, names.COMMAND_TOPIC, qos.COMMAND)
+        self._status = self.create_publisher(PolicyStatus, names.POLICY_STATUS_TOPIC, qos.RELIABLE)
+        for instruction_qos in (qos.RELIABLE, qos.LATCHED):
+            self.create_subscription(String, names.INSTRUCTION_TOPIC, self._on_instruction, instruction_qos)
         self.create_timer(self._period, self._on_tick)
 
     def _on_instruction(self, msg: String) -> None:
-        self._active = bool(msg.data.strip())
+        self._instruction = normalize_instruction(msg.data)
 
     def _on_tick(self) -> None:
-        if not self._active:
+        status = PolicyStatus(state=PolicyStatus.STATE_RUNNING if self._instruction else PolicyStatus.STATE_IDLE,
+                              instruction=self._instruction, target_period=self._period)
+        status.header.stamp = self.get_clock().now().to_msg()
+        self._status.publish(status)
+        if not self._instruction:
             return
         with self._cell.lock:
             delta_position, delta_rotation, gripper = self._cell.expert_action()
-        self._publisher.publish(end_effector_command([*delta_position, *delta_rotation], gripper, "base_link",
+        self._publisher.publish(end_effector_command([*delta_position, *delta_rotation], gripper, names.BASE_FRAME,
                                                      self.get_clock().now().to_msg(), self._period_msg))

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from robovlms_io.names import ARM_JOINTS, KNUCKLE_CLOSED_RAD
+from robovlms_io.rotations import matrix_to_quaternion, rotvec_to_matrix, yaw_matrix
 from robovlms_twin.cameras import OffscreenCameras, pinhole_intrinsics
-from robovlms_twin.experts import Action, make_expert
-from robovlms_twin.kinematics import (TOOL_DOWN, DifferentialIK, IKConfig, matrix_to_quat_xyzw,
-                                      rotvec_to_matrix, yaw_matrix)
-from robovlms_twin.model_builder import (ARM_JOINTS, FINGER_TRAVEL, KNUCKLE_CLOSED, STATIC_CAMERA,
-                                         WRIST_CAMERA_FOVY_DEG, build_mjcf)
+from robovlms_twin.experts import Action, ExpertView, expert_action
+from robovlms_twin.kinematics import TOOL_DOWN, DifferentialIK, IKConfig
+from robovlms_twin.model_builder import FINGER_TRAVEL, STATIC_CAMERA, WRIST_CAMERA_FOVY_DEG, build_mjcf
 from robovlms_twin.scene import SceneState
 from robovlms_twin.tasks import TASKS, VARIATIONS, check_request, lay_out
 
@@ -41,6 +41,10 @@ class CellConfig:
     settle_time: float = 0.3  # s of physics after a reset so objects come to rest
     start_position: tuple[float, float, float] = (0.42, 0.0, 0.22)  # nominal TCP at episode start
     start_jitter: float = 0.03  # m, uniform per axis
+    start_yaw_jitter: float = 0.15  # rad, uniform
+    # Training-time randomisation within the seen settings (0 = off, the evaluation default): each episode
+    # scales the sun's and the headlight's intensity by a factor drawn from [1 - light_jitter, 1 + light_jitter].
+    light_jitter: float = 0.0
     ik: IKConfig = field(default_factory=IKConfig)
 
     @property
@@ -98,12 +102,13 @@ class KinovaCell:
         self._finger_qpos = self.model.joint("left_finger_joint").qposadr[0]
         self._tcp = self.model.site("tcp").id
         self._default_rgba = self.model.geom_rgba.copy()
+        self._default_light = (self.model.light_diffuse.copy(), self.model.vis.headlight.ambient.copy(),
+                               self.model.vis.headlight.diffuse.copy())
         start = np.asarray(cfg.start_position, dtype=float)
         self.rest_posture = self.ik.solve(KINOVA_HOME, start, TOOL_DOWN)
         self._cameras: OffscreenCameras | None = None
         self.episode: EpisodeSpec | None = None
         self.reset_count = 0  # episodes started; lets co-users (the sim backend) notice a reset
-        self._expert = None
         self._hold(self.rest_posture)
 
     # --- episodes ------------------------------------------------------------------------------
@@ -123,7 +128,8 @@ class KinovaCell:
         self.model.geom_rgba[:] = self._default_rgba
         instruction = lay_out(self.scene, TASKS[task], variation, rng)
         start = np.asarray(self.config.start_position) + rng.uniform(-1, 1, 3) * self.config.start_jitter
-        orientation = yaw_matrix(rng.uniform(-0.15, 0.15)) @ TOOL_DOWN
+        orientation = yaw_matrix(rng.uniform(-1, 1) * self.config.start_yaw_jitter) @ TOOL_DOWN
+        self._set_lighting(rng)
         q = self.ik.solve(self.rest_posture, start, orientation, self.rest_posture)
         self._hold(q)
         self.set_gripper(0.0)
@@ -133,7 +139,6 @@ class KinovaCell:
                               for name in ("red_block", "blue_block", "green_block")}
         self.episode = EpisodeSpec(task, instruction, int(seed), variation)
         self.reset_count += 1
-        self._expert = make_expert(task, self.scene, self._tcp_pose)
         return self.episode
 
     def success(self) -> bool:
@@ -141,11 +146,15 @@ class KinovaCell:
         return self.episode is not None and bool(TASKS[self.episode.task].success(self.scene))
 
     def expert_action(self) -> Action:
-        """The scripted expert's next (delta_position, delta_rotation, gripper) for one control period."""
-        if self._expert is None:
+        """The scripted expert's (delta_position, delta_rotation, gripper) for the next control period, from
+        the current state alone (so it also labels states a policy drove the cell into)."""
+        if self.episode is None:
             raise RuntimeError("expert_action() needs an episode: call reset() first")
-        dp, dr, grip = next(self._expert)
-        return np.asarray(dp, dtype=float).copy(), np.asarray(dr, dtype=float).copy(), float(grip)
+        return expert_action(self.episode.task, self.expert_view(), self.success())
+
+    def expert_view(self) -> ExpertView:
+        position, matrix = self._tcp_pose()
+        return ExpertView(self.scene, position, matrix, self.finger_closure(), self.commanded_closure)
 
     # --- commands ------------------------------------------------------------------------------
     def set_ee_velocity(self, linear, angular) -> None:
@@ -172,6 +181,11 @@ class KinovaCell:
         delta_rotation = _finite_vector(delta_rotation, "delta_rotation")
         self._target_pos = self._target_pos + delta_position
         self._target_mat = rotvec_to_matrix(delta_rotation) @ self._target_mat
+
+    @property
+    def commanded_closure(self) -> float:
+        """The gripper command in force, 0 open .. 1 closed."""
+        return self._closure
 
     def set_gripper(self, closure: float) -> None:
         """0 = open .. 1 = closed (clipped)."""
@@ -216,14 +230,18 @@ class KinovaCell:
     def joint_velocities(self) -> np.ndarray:
         return self.data.qvel[self.ik.dof_idx].copy()
 
+    def finger_closure(self) -> float:
+        """Measured finger travel, 0 open .. 1 fully closed."""
+        return float(self.data.qpos[self._finger_qpos] / FINGER_TRAVEL)
+
     def gripper_joint_position(self) -> float:
         """robotiq_85_left_knuckle_joint equivalent: 0 open .. 0.8 rad closed."""
-        return float(self.data.qpos[self._finger_qpos] / FINGER_TRAVEL * KNUCKLE_CLOSED)
+        return float(self.data.qpos[self._finger_qpos] / FINGER_TRAVEL * KNUCKLE_CLOSED_RAD)
 
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP position (m) and orientation quaternion (x, y, z, w) in base_link."""
         pos, mat = self._tcp_pose()
-        return pos, matrix_to_quat_xyzw(mat)
+        return pos, matrix_to_quaternion(mat)
 
     @property
     def sim_time(self) -> float:
@@ -250,6 +268,14 @@ class KinovaCell:
             self._cameras = None
 
     # --- internals -----------------------------------------------------------------------------
+    def _set_lighting(self, rng: np.random.Generator) -> None:
+        sun, ambient, diffuse = self._default_light
+        jitter = self.config.light_jitter
+        scale = rng.uniform(1 - jitter, 1 + jitter, 2) if jitter > 0 else np.ones(2)
+        self.model.light_diffuse[:] = sun * scale[0]
+        self.model.vis.headlight.ambient[:] = ambient * scale[1]
+        self.model.vis.headlight.diffuse[:] = diffuse * scale[1]
+
     def _tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         return self.data.site_xpos[self._tcp].copy(), self.data.site_xmat[self._tcp].reshape(3, 3).copy()
 

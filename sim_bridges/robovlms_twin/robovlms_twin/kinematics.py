@@ -1,4 +1,4 @@
-"""Rotation helpers and damped-least-squares differential IK on a MuJoCo site."""
+"""Damped-least-squares differential IK on a MuJoCo site (rotation maths from robovlms_io.rotations)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,40 +6,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-
-def rotvec_to_matrix(rotvec: np.ndarray) -> np.ndarray:
-    """Rodrigues' formula: rotation vector (axis * angle, rad) -> 3x3 matrix."""
-    rotvec = np.asarray(rotvec, dtype=float)
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = rotvec / angle
-    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
-    return np.eye(3) + np.sin(angle) * skew + (1.0 - np.cos(angle)) * skew @ skew
-
-
-def matrix_to_rotvec(matrix: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix -> rotation vector (via MuJoCo's quaternion conversion, robust near pi)."""
-    quat = np.empty(4)
-    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(matrix, dtype=float).ravel())
-    rotvec = np.empty(3)
-    mujoco.mju_quat2Vel(rotvec, quat, 1.0)
-    return rotvec
-
-
-def matrix_to_quat_xyzw(matrix: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix -> unit quaternion in ROS order (x, y, z, w) with w >= 0."""
-    quat = np.empty(4)
-    mujoco.mju_mat2Quat(quat, np.ascontiguousarray(matrix, dtype=float).ravel())
-    if quat[0] < 0:
-        quat = -quat
-    return np.array([quat[1], quat[2], quat[3], quat[0]])
-
-
-def yaw_matrix(yaw: float) -> np.ndarray:
-    """Rotation about the world z axis."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+from robovlms_io.rotations import matrix_to_rotvec
 
 
 # Tool pointing straight down, fingers closing along world y: the nominal grasp orientation.

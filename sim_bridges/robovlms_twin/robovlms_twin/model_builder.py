@@ -11,11 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ARM_JOINTS = tuple(f"joint_{i}" for i in range(1, 8))
+from robovlms_io.names import ARM_JOINTS
 # Kinova's joint limits (rad); joints 1, 3, 5, 7 are continuous.
 ARM_JOINT_LIMITS = {"joint_2": 2.41, "joint_4": 2.66, "joint_6": 2.23}
 FINGER_TRAVEL = 0.0425  # m per finger: 85 mm stroke of the 2F-85 split over two fingers
-KNUCKLE_CLOSED = 0.8  # rad, robotiq_85_left_knuckle_joint when fully closed
 TCP_OFFSET = 0.13  # m from end_effector_link along the tool axis to the point between the fingertips
 BLOCK_HALF = 0.02
 BLOCK_COLORS = {"red": (0.85, 0.10, 0.10), "blue": (0.10, 0.25, 0.85), "green": (0.10, 0.70, 0.20)}

@@ -12,12 +12,13 @@ from robovlms_drivers.cameras.camera_common import (
     CameraNode,
     CameraUnavailable,
     FrameSource,
-    Intrinsics,
     run_camera_node,
 )
-from robovlms_drivers.params import describe
+from robovlms_io.images import Intrinsics
+from robovlms_io.names import STATIC_CAMERA
+from robovlms_io.params import param
 
-ENCODING = "bgra8"
+ENCODING = STATIC_CAMERA.encoding
 DEFAULT_LIBK4A = "/usr/lib/x86_64-linux-gnu/libk4a.so"
 # Azure Kinect colour modes: parameter value -> (k4a enum name, width, height)
 COLOR_RESOLUTIONS = {
@@ -31,20 +32,20 @@ COLOR_RESOLUTIONS = {
 FPS_MODES = {5: "K4A_FRAMES_PER_SECOND_5", 15: "K4A_FRAMES_PER_SECOND_15", 30: "K4A_FRAMES_PER_SECOND_30"}
 
 
-@dataclass
-class AzureKinectConfig:
+@dataclass(frozen=True)
+class AzureKinectParams:
     """Parameters of `azure_kinect_camera`."""
 
-    serial_number: str = describe("", "Serial number of the device to open; empty = the first one found.")
-    color_resolution: str = describe("720P", f"Colour mode, one of {', '.join(COLOR_RESOLUTIONS)}.")
-    fps: int = describe(30, "Frame rate: 5, 15 or 30 (3072P supports at most 15).")
-    k4a_library_path: str = describe("", f"Path of libk4a.so; empty = {DEFAULT_LIBK4A}.")
-    frame_id: str = describe("rgb_camera_link", "frame_id of Image and CameraInfo.")
-    image_topic: str = describe("/rgb/image_raw", "sensor_msgs/Image output topic.")
-    camera_info_topic: str = describe("/rgb/camera_info", "sensor_msgs/CameraInfo output topic.")
+    serial_number: str = param("", "Serial number of the device to open; empty = the first one found.")
+    color_resolution: str = param("720P", f"Colour mode, one of {', '.join(COLOR_RESOLUTIONS)}.")
+    fps: int = param(30, "Frame rate: 5, 15 or 30 (3072P supports at most 15).")
+    k4a_library_path: str = param("", f"Path of libk4a.so; empty = {DEFAULT_LIBK4A}.")
+    frame_id: str = param(STATIC_CAMERA.frame_id, "frame_id of Image and CameraInfo.")
+    image_topic: str = param(STATIC_CAMERA.image_topic, "sensor_msgs/Image output topic.")
+    camera_info_topic: str = param(STATIC_CAMERA.info_topic, "sensor_msgs/CameraInfo output topic.")
 
 
-def check_mode(config: AzureKinectConfig) -> None:
+def check_mode(config: AzureKinectParams) -> None:
     """Refuse colour modes the sensor does not have before touching the SDK."""
     if config.color_resolution not in COLOR_RESOLUTIONS:
         raise CameraUnavailable(f"color_resolution {config.color_resolution!r} unknown; use one of "
@@ -75,7 +76,7 @@ def load_pykinect(library_path: str):
 
 
 class AzureKinectSource(FrameSource):
-    def __init__(self, config: AzureKinectConfig) -> None:
+    def __init__(self, config: AzureKinectParams) -> None:
         self.config = config
         self._device = None
 
@@ -125,7 +126,7 @@ class AzureKinectSource(FrameSource):
 
 class AzureKinectCameraNode(CameraNode):
     def __init__(self, **node_kwargs) -> None:
-        super().__init__("azure_kinect_camera", AzureKinectConfig, AzureKinectSource, ENCODING, **node_kwargs)
+        super().__init__("azure_kinect_camera", AzureKinectParams, AzureKinectSource, ENCODING, **node_kwargs)
 
 
 def main(args: list[str] | None = None) -> int:

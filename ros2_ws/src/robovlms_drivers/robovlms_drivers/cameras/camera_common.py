@@ -1,42 +1,25 @@
-"""Shared parts of the camera nodes: the FrameSource interface each SDK wrapper implements, message
-builders, and a node that publishes Image + CameraInfo from a capture thread."""
+"""Shared parts of the camera nodes: the FrameSource interface each SDK wrapper implements and a node that
+publishes Image + CameraInfo from a capture thread (messages built by robovlms_io.images)."""
 from __future__ import annotations
 
 import abc
-import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 
-from robovlms_drivers.params import declare_config
+from robovlms_io import qos
+from robovlms_io.images import ImageConversionError, Intrinsics, camera_info_msg, pack_image
+from robovlms_io.params import declare_params
+from robovlms_io.spin import run_nodes
 
-ENCODING_CHANNELS = {"rgb8": 3, "bgr8": 3, "bgra8": 4, "rgba8": 4}
 CONSECUTIVE_TIMEOUTS_BEFORE_EXIT = 10
 
 
 class CameraUnavailable(RuntimeError):
     """No device, a missing SDK or library, or an unsupported setting; the message says what to do."""
-
-
-@dataclass
-class Intrinsics:
-    """Pinhole intrinsics of the colour stream as reported by the device."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    distortion_model: str = "plumb_bob"
-    distortion: list[float] = field(default_factory=lambda: [0.0] * 5)
 
 
 class FrameSource(abc.ABC):
@@ -55,39 +38,6 @@ class FrameSource(abc.ABC):
         """Stop streaming; safe to call twice."""
 
 
-def array_to_image_msg(array: np.ndarray, encoding: str, frame_id: str, stamp) -> Image:
-    """Pack an (H, W, C) uint8 array into sensor_msgs/Image, checking it matches `encoding`."""
-    channels = ENCODING_CHANNELS.get(encoding)
-    if channels is None:
-        raise ValueError(f"unsupported encoding {encoding!r}; known: {sorted(ENCODING_CHANNELS)}")
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != channels:
-        raise ValueError(f"{encoding} needs an (H, W, {channels}) uint8 array, got {array.shape} {array.dtype}")
-    msg = Image()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = int(array.shape[1] * channels)
-    msg.data = np.ascontiguousarray(array).tobytes()
-    return msg
-
-
-def camera_info_msg(intrinsics: Intrinsics, frame_id: str, stamp) -> CameraInfo:
-    """CameraInfo for an unrectified colour stream: K from the intrinsics, R identity, P = [K | 0]."""
-    i = intrinsics
-    msg = CameraInfo()
-    msg.header.stamp = stamp
-    msg.header.frame_id = frame_id
-    msg.width, msg.height = int(i.width), int(i.height)
-    msg.distortion_model = i.distortion_model
-    msg.d = [float(v) for v in i.distortion]
-    msg.k = [float(i.fx), 0.0, float(i.cx), 0.0, float(i.fy), float(i.cy), 0.0, 0.0, 1.0]
-    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [float(i.fx), 0.0, float(i.cx), 0.0, 0.0, float(i.fy), float(i.cy), 0.0, 0.0, 0.0, 1.0, 0.0]
-    return msg
-
-
 class CameraNode(Node):
     """Opens a FrameSource and publishes every frame with its CameraInfo (sensor-data QoS) from a
     capture thread, so a slow device never blocks the executor."""
@@ -95,13 +45,14 @@ class CameraNode(Node):
     def __init__(self, node_name: str, config_cls: type, source_factory: Callable[[object], FrameSource],
                  encoding: str, **node_kwargs) -> None:
         super().__init__(node_name, **node_kwargs)
-        self.config = declare_config(self, config_cls)
+        self.config = declare_params(self, config_cls)
         self.encoding = encoding
         self.source = source_factory(self.config)
         self.intrinsics = self.source.open()  # raises CameraUnavailable before anything is advertised
-        self._image_pub = self.create_publisher(Image, self.config.image_topic, qos_profile_sensor_data)
-        self._info_pub = self.create_publisher(CameraInfo, self.config.camera_info_topic, qos_profile_sensor_data)
+        self._image_pub = self.create_publisher(Image, self.config.image_topic, qos.SENSOR_PUBLICATION)
+        self._info_pub = self.create_publisher(CameraInfo, self.config.camera_info_topic, qos.SENSOR_PUBLICATION)
         self.failed: str | None = None
+        self.exit_code: int | None = None  # set when capture fails: ends the process (robovlms_io.spin)
         self._running = threading.Event()
         self._running.set()
         self._thread = threading.Thread(target=self._capture_loop, name=f"{node_name}_capture", daemon=True)
@@ -128,14 +79,15 @@ class CameraNode(Node):
             timeouts = 0
             stamp = self.get_clock().now().to_msg()
             try:
-                self._image_pub.publish(array_to_image_msg(frame, self.encoding, self.config.frame_id, stamp))
-            except ValueError as err:
+                self._image_pub.publish(pack_image(frame, self.encoding, self.config.frame_id, stamp))
+            except ImageConversionError as err:
                 self.get_logger().error(f"dropping frame: {err}", throttle_duration_sec=2.0)
                 continue
             self._info_pub.publish(camera_info_msg(self.intrinsics, self.config.frame_id, stamp))
 
     def _fail(self, message: str) -> None:
         self.failed = message
+        self.exit_code = 1
         self.get_logger().error(message)
 
     def destroy_node(self) -> None:
@@ -146,22 +98,6 @@ class CameraNode(Node):
 
 
 def run_camera_node(executable: str, node_factory: Callable[[], CameraNode], args: list[str] | None) -> int:
-    """Entry-point body: spin until shutdown or capture failure; print one clear line and exit 1 on
-    CameraUnavailable or a bad parameter instead of a traceback."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = node_factory()
-        while rclpy.ok() and node.failed is None:
-            rclpy.spin_once(node, timeout_sec=0.2)
-        return 1 if node.failed else 0
-    except (CameraUnavailable, ValueError) as err:
-        print(f"{executable}: {err}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    """Entry-point body: spin until shutdown or capture failure (exit 1); a missing device or SDK, or a bad
+    parameter, is one clear line and exit 1."""
+    return run_nodes(executable, node_factory, args)

@@ -11,25 +11,26 @@ from robovlms_drivers.cameras.camera_common import (
     CameraNode,
     CameraUnavailable,
     FrameSource,
-    Intrinsics,
     run_camera_node,
 )
-from robovlms_drivers.params import describe
+from robovlms_io.images import Intrinsics
+from robovlms_io.names import WRIST_CAMERA
+from robovlms_io.params import param
 
-ENCODING = "rgb8"
+ENCODING = WRIST_CAMERA.encoding
 
 
-@dataclass
-class RealSenseConfig:
+@dataclass(frozen=True)
+class RealSenseParams:
     """Parameters of `realsense_camera`."""
 
-    serial_number: str = describe("", "Serial number of the device to open; empty = the first one found.")
-    width: int = describe(640, "Colour stream width in pixels.")
-    height: int = describe(480, "Colour stream height in pixels.")
-    fps: int = describe(30, "Colour stream frame rate.")
-    frame_id: str = describe("camera_color_optical_frame", "frame_id of Image and CameraInfo.")
-    image_topic: str = describe("/camera/camera/color/image_raw", "sensor_msgs/Image output topic.")
-    camera_info_topic: str = describe("/camera/camera/color/camera_info", "sensor_msgs/CameraInfo output topic.")
+    serial_number: str = param("", "Serial number of the device to open; empty = the first one found.")
+    width: int = param(640, "Colour stream width in pixels.", positive=True)
+    height: int = param(480, "Colour stream height in pixels.", positive=True)
+    fps: int = param(30, "Colour stream frame rate.", positive=True)
+    frame_id: str = param(WRIST_CAMERA.frame_id, "frame_id of Image and CameraInfo.")
+    image_topic: str = param(WRIST_CAMERA.image_topic, "sensor_msgs/Image output topic.")
+    camera_info_topic: str = param(WRIST_CAMERA.info_topic, "sensor_msgs/CameraInfo output topic.")
 
 
 def _import_pyrealsense2():
@@ -50,7 +51,7 @@ def distortion_model_name(rs, model) -> str:
 
 
 class RealSenseSource(FrameSource):
-    def __init__(self, config: RealSenseConfig) -> None:
+    def __init__(self, config: RealSenseParams) -> None:
         self.config = config
         self._rs = None
         self._pipeline = None
@@ -92,7 +93,7 @@ class RealSenseSource(FrameSource):
 
 class RealSenseCameraNode(CameraNode):
     def __init__(self, **node_kwargs) -> None:
-        super().__init__("realsense_camera", RealSenseConfig, RealSenseSource, ENCODING, **node_kwargs)
+        super().__init__("realsense_camera", RealSenseParams, RealSenseSource, ENCODING, **node_kwargs)
 
 
 def main(args: list[str] | None = None) -> int:

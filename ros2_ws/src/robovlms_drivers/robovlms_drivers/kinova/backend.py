@@ -1,15 +1,26 @@
-"""The small interface every arm backend (real Kortex arm, MuJoCo twin) implements."""
+"""The small interface every arm backend implements, and how the driver finds backends by name.
+
+Backends are plug-ins: entry points of the group ``robovlms_drivers.backends`` (name -> ArmBackend class).
+This package registers ``kortex`` (the real arm); the twin package registers ``sim``, so the driver itself
+never imports a simulator.
+"""
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from enum import Enum
+from importlib.metadata import entry_points
 
 import numpy as np
 
-from robovlms_drivers.kinova.conversions import Frame
+BACKEND_GROUP = "robovlms_drivers.backends"
 
-JOINT_NAMES = tuple(f"joint_{i}" for i in range(1, 8))
-GRIPPER_JOINT_NAME = "robotiq_85_left_knuckle_joint"
+
+class Frame(str, Enum):
+    """Reference frame of a twist sent to a backend."""
+
+    BASE = "base"
+    TOOL = "tool"
 
 
 class BackendUnavailable(RuntimeError):
@@ -29,9 +40,17 @@ class ArmState:
 
 
 class ArmBackend(abc.ABC):
-    """An arm plus gripper that takes Cartesian velocity commands. Calls come from one thread at a time."""
+    """An arm plus gripper that takes Cartesian velocity commands. Calls come from one thread at a time.
+
+    ``from_parameters`` builds a backend from the driver's parameters (robovlms_drivers.kinova.driver_node.
+    DriverParams); it must not connect yet."""
 
     name: str = "abstract"
+
+    @classmethod
+    @abc.abstractmethod
+    def from_parameters(cls, params) -> "ArmBackend":
+        """A backend configured from the driver's parameters, not yet connected."""
 
     @abc.abstractmethod
     def connect(self) -> None:
@@ -60,3 +79,23 @@ class ArmBackend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Stop the arm and release the connection; safe to call twice."""
+
+
+def backend_names() -> list[str]:
+    """Names of the installed backends."""
+    return sorted(ep.name for ep in entry_points(group=BACKEND_GROUP))
+
+
+def load_backend(name: str) -> type[ArmBackend]:
+    """The backend class registered as ``name``; BackendUnavailable says which ones are installed."""
+    found = [ep for ep in entry_points(group=BACKEND_GROUP) if ep.name == name]
+    if not found:
+        raise BackendUnavailable(f"no arm backend named {name!r} is installed; installed: {backend_names()} "
+                                 "(the 'sim' backend comes with the robovlms_twin package)")
+    try:
+        backend = found[0].load()
+    except ImportError as err:
+        raise BackendUnavailable(f"backend {name!r} cannot be loaded: {err}") from err
+    if not (isinstance(backend, type) and issubclass(backend, ArmBackend)):
+        raise BackendUnavailable(f"backend {name!r} ({found[0].value}) is not an ArmBackend")
+    return backend

@@ -12,17 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robovlms_drivers.kinova.backend import ArmBackend, ArmState
-from robovlms_drivers.kinova.conversions import (
+from robovlms_drivers.kinova.backend import ArmBackend, ArmState, Frame
+from robovlms_drivers.kinova.safety import (
     CommandRejected,
-    Frame,
     GripperHysteresis,
+    InFlight,
     MotionLimits,
     WorkspaceBox,
-    command_to_base_twist,
     limit_to_workspace,
-    validate_command,
+    to_safe_twist,
 )
+from robovlms_io.commands import Command
 
 STATE_READY, STATE_MOVING, STATE_WATCHDOG, STATE_ESTOP, STATE_FAULT = range(5)  # DriverStatus constants
 ZERO3 = np.zeros(3)
@@ -85,11 +85,14 @@ class DriverCore:
         self._watchdog_tripped = False
         self._halted = False  # Stop already sent for the current e-stop / fault episode
         self.has_feedback = False  # no motion before the arm's pose is known (workspace box, tool frame)
+        self._moving = False  # the twist last sent to the backend was not zero
+        self._in_flight = InFlight(config.workspace.lag, config.tick_period)
+        self._now = 0.0
 
     # -- inputs -------------------------------------------------------------------------------------
-    def handle_command(self, delta_position, delta_rotation, gripper: float, period: float, frame_id: str,
-                       now: float) -> str | None:
+    def handle_command(self, command: Command, now: float) -> str | None:
         """Apply one end-effector command; return the rejection reason, or None if accepted."""
+        self._now = now
         try:
             if self.estop_latched:
                 raise CommandRejected("e-stop latched (call driver/reset_estop)")
@@ -97,18 +100,17 @@ class DriverCore:
                 raise CommandRejected(f"fault: {self.fault} (call driver/clear_faults)")
             if not self.has_feedback:
                 raise CommandRejected("no valid arm feedback yet")
-            command = validate_command(delta_position, delta_rotation, gripper, period, frame_id,
-                                       self.config.limits)
+            twist = to_safe_twist(command, self.arm_state.ee_quaternion, self.config.limits)
         except CommandRejected as rejection:
             self.rejected_commands += 1
             self.last_rejection = str(rejection)
             self._hold()
             return self.last_rejection
-        self._twist = command_to_base_twist(command, self.arm_state.ee_quaternion, self.config.limits)
-        self._deadline = now + min(command.period, self.config.watchdog_timeout)
+        self._twist = twist.linear, twist.angular
+        self._deadline = now + min(twist.period, self.config.watchdog_timeout)
         self._last_command_time = now
         self._watchdog_tripped = False
-        changed = None if command.gripper is None else self.gripper.update(command.gripper)
+        changed = None if twist.gripper is None else self.gripper.update(twist.gripper)
         if changed is not None:
             cfg = self.config
             self._call(self.backend.send_gripper,
@@ -143,6 +145,7 @@ class DriverCore:
     # -- periodic ------------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Read feedback and enforce e-stop, faults, watchdog, command expiry and the workspace box."""
+        self._now = now
         try:
             state = self.backend.read_state()
             problem = state.fault or feedback_problem(state)
@@ -181,7 +184,7 @@ class DriverCore:
             state = STATE_FAULT
         elif self._watchdog_tripped:
             state = STATE_WATCHDOG
-        elif self._twist is not None:
+        elif self._twist is not None and self._moving:
             state = STATE_MOVING
         else:
             state = STATE_READY
@@ -197,18 +200,21 @@ class DriverCore:
             return
         linear, angular = self._twist[0] * scale, self._twist[1] * scale
         linear = limit_to_workspace(linear, self.arm_state.ee_position, self.config.workspace,
-                                    self.config.tick_period)
+                                    self.config.tick_period, self._in_flight.displacement(self._now))
         if not (np.all(np.isfinite(linear)) and np.all(np.isfinite(angular))):
             self.fault = "non-finite twist computed; refusing to move"
             self._twist = None
             self._call(self.backend.stop)
             return
+        self._moving = bool(np.any(linear != 0.0) or np.any(angular != 0.0))
+        self._in_flight.record(self._now, linear)
         self._call(self.backend.send_twist, linear, angular, Frame.BASE)
 
     def _hold(self) -> None:
         """Zero twist: the arm holds its pose (not an error state)."""
         self._twist = None
         if not (self.estop_latched or self.fault):
+            self._in_flight.record(self._now, ZERO3)
             self._call(self.backend.send_twist, ZERO3, ZERO3, Frame.BASE)
 
     def _forget_commands(self) -> None:

@@ -5,67 +5,70 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import rclpy
 from geometry_msgs.msg import PoseStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, HistoryPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from robovlms_drivers.kinova.backend import GRIPPER_JOINT_NAME, JOINT_NAMES, ArmBackend, BackendUnavailable
-from robovlms_drivers.kinova.conversions import MotionLimits, WorkspaceBox
+from robovlms_drivers.kinova.backend import ArmBackend, load_backend
 from robovlms_drivers.kinova.driver_core import DriverCore, SafetyConfig
-from robovlms_drivers.params import declare_config, describe
+from robovlms_drivers.kinova.safety import MotionLimits, WorkspaceBox
+from robovlms_io import names, qos
+from robovlms_io.commands import parse_command
+from robovlms_io.params import declare_params, param
+from robovlms_io.spin import run_nodes
 from robovlms_msgs.msg import DriverStatus, EndEffectorCommand
 
-BACKENDS = ("kortex", "sim")
 MIN_CONTROL_RATE = 50.0  # Hz; the watchdog must resolve well below its 0.2 s default
 
 
-@dataclass
-class DriverConfig:
-    """Parameters of `kinova_driver` (names, defaults and descriptions are the ROS parameters)."""
+@dataclass(frozen=True)
+class DriverParams:
+    """Parameters of `kinova_driver`."""
 
-    backend: str = describe("sim", "Arm backend: 'kortex' (real Gen3 via kortex_api) or 'sim' (MuJoCo twin).")
-    robot_ip: str = describe("192.168.1.10", "Kortex backend: IP address of the Gen3 arm.")
-    robot_port: int = describe(10000, "Kortex backend: TCP port of the Kortex API.")
-    username: str = describe("admin", "Kortex backend: session user name.")
-    password: str = describe("admin", "Kortex backend: session password.")
-    control_rate: float = describe(50.0, "Hz of the control/watchdog/feedback loop (>= 50).")
-    watchdog_timeout: float = describe(0.2, "s without a valid command before the arm is stopped (WATCHDOG).")
-    max_linear_speed: float = describe(0.1, "m/s clamp on the end-effector linear speed (norm).")
-    max_angular_speed: float = describe(0.5, "rad/s clamp on the end-effector angular speed (norm).")
-    refuse_factor: float = describe(10.0, "Commands faster than this many times a clamp are refused, not clamped.")
-    max_period: float = describe(1.0, "s; commands whose period is <= 0 or above this are refused.")
-    workspace_min: tuple = describe((0.15, -0.50, 0.01), "m; lower x, y, z corner of the allowed EE box in base_link.")
-    workspace_max: tuple = describe((0.80, 0.50, 0.60), "m; upper x, y, z corner of the allowed EE box in base_link.")
-    gripper_close_threshold: float = describe(0.6, "Closure above which an open gripper is commanded closed.")
-    gripper_open_threshold: float = describe(0.4, "Closure below which a closed gripper is commanded open.")
-    gripper_open_position: float = describe(0.0, "Robotiq position (0..1) sent to open the gripper.")
-    gripper_closed_position: float = describe(1.0, "Robotiq position (0..1) sent to close the gripper.")
-    base_frame_id: str = describe("base_link", "frame_id of the published end-effector pose.")
-    command_topic: str = describe("ee_command", "EndEffectorCommand input topic.")
-    joint_states_topic: str = describe("joint_states", "sensor_msgs/JointState output topic.")
-    ee_pose_topic: str = describe("ee_pose", "geometry_msgs/PoseStamped output topic (base_link).")
-    status_topic: str = describe("driver_status", "robovlms_msgs/DriverStatus output topic.")
-    estop_topic: str = describe("estop", "std_msgs/Bool latched e-stop input; true latches, false is ignored.")
-
-    def validate(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.control_rate < MIN_CONTROL_RATE:
-            raise ValueError(f"control_rate must be >= {MIN_CONTROL_RATE} Hz, got {self.control_rate}")
-        if not 0.0 < self.watchdog_timeout <= 1.0:
-            raise ValueError(f"watchdog_timeout must be in (0, 1] s, got {self.watchdog_timeout}")
-        if min(self.max_linear_speed, self.max_angular_speed, self.refuse_factor - 1.0, self.max_period) <= 0:
-            raise ValueError("speed clamps and max_period must be > 0 and refuse_factor > 1")
+    backend: str = param("sim", "Arm backend plug-in: 'kortex' (real Gen3 via kortex_api) or 'sim' (the MuJoCo "
+                                "twin, installed with robovlms_twin).")
+    robot_ip: str = param("192.168.1.10", "Kortex backend: IP address of the Gen3 arm.")
+    robot_port: int = param(10000, "Kortex backend: TCP port of the Kortex API.", low=1, high=65535)
+    username: str = param("admin", "Kortex backend: session user name.")
+    password: str = param("admin", "Kortex backend: session password.")
+    control_rate: float = param(50.0, "Hz of the control/watchdog/feedback loop.", low=MIN_CONTROL_RATE)
+    watchdog_timeout: float = param(0.2, "s without a valid command before the arm is stopped (WATCHDOG).",
+                                    positive=True, high=1.0)
+    max_linear_speed: float = param(0.1, "m/s clamp on the end-effector linear speed (norm).", positive=True)
+    max_angular_speed: float = param(0.5, "rad/s clamp on the end-effector angular speed (norm).", positive=True)
+    refuse_factor: float = param(10.0, "Commands faster than this many times a clamp are refused, not clamped.",
+                                 check=(lambda v: v > 1.0, "> 1"))
+    max_period: float = param(1.0, "s; commands whose period is <= 0 or above this are refused.", positive=True)
+    workspace_min: tuple = param((0.15, -0.50, 0.01), "m; lower x, y, z corner of the allowed TCP box in base_link.")
+    workspace_max: tuple = param((0.80, 0.50, 0.60), "m; upper x, y, z corner of the allowed TCP box in base_link.")
+    workspace_lag: float = param(0.1, "s the arm may lag its commands (twice the 45-50 ms measured on the Gen3 and "
+                                      "the twin); faces of the box are approached slowly enough to stop in time "
+                                      "despite it.", low=0.0)
+    workspace_deceleration: float = param(1.0, "m/s^2 the arm decelerates at when approaching a face of the box.",
+                                          positive=True)
+    gripper_close_threshold: float = param(0.6, "Closure above which an open gripper is commanded closed.",
+                                           low=0.0, high=1.0)
+    gripper_open_threshold: float = param(0.4, "Closure below which a closed gripper is commanded open.",
+                                          low=0.0, high=1.0)
+    gripper_open_position: float = param(0.0, "Robotiq position (0..1) sent to open the gripper.", low=0.0, high=1.0)
+    gripper_closed_position: float = param(1.0, "Robotiq position (0..1) sent to close the gripper.",
+                                           low=0.0, high=1.0)
+    base_frame_id: str = param(names.BASE_FRAME, "frame_id of the published end-effector pose.")
+    command_topic: str = param(names.COMMAND_TOPIC, "EndEffectorCommand input topic.")
+    joint_states_topic: str = param(names.JOINT_STATES_TOPIC, "sensor_msgs/JointState output topic.")
+    ee_pose_topic: str = param(names.EE_POSE_TOPIC, "geometry_msgs/PoseStamped output topic (base_link).")
+    status_topic: str = param(names.DRIVER_STATUS_TOPIC, "robovlms_msgs/DriverStatus output topic.")
+    estop_topic: str = param(names.ESTOP_TOPIC, "std_msgs/Bool latched e-stop input; true latches, false is "
+                                                "ignored.")
 
     def safety(self) -> SafetyConfig:
+        """The safety layer's configuration; ValueError when the limits contradict each other."""
         return SafetyConfig(
             limits=MotionLimits(self.max_linear_speed, self.max_angular_speed, self.refuse_factor, self.max_period),
-            workspace=WorkspaceBox(tuple(self.workspace_min), tuple(self.workspace_max)),
+            workspace=WorkspaceBox(tuple(self.workspace_min), tuple(self.workspace_max), self.workspace_lag,
+                                   self.workspace_deceleration),
             watchdog_timeout=self.watchdog_timeout,
             tick_period=1.0 / self.control_rate,
             gripper_close_threshold=self.gripper_close_threshold,
@@ -75,39 +78,25 @@ class DriverConfig:
         )
 
 
-def build_backend(config: DriverConfig) -> ArmBackend:
-    """Construct (not connect) the backend named by the `backend` parameter."""
-    if config.backend == "kortex":
-        from robovlms_drivers.kinova.kortex_backend import KortexBackend, KortexConfig
-
-        return KortexBackend(KortexConfig(config.robot_ip, config.robot_port, config.username, config.password))
-    from robovlms_drivers.kinova.sim_backend import SimBackend
-
-    return SimBackend(control_rate=config.control_rate)
-
-
 class KinovaDriverNode(Node):
     """Drives a Kinova Gen3 + Robotiq 2F-85 through an ArmBackend (injected, or built from `backend`)."""
 
     def __init__(self, backend: ArmBackend | None = None, node_name: str = "kinova_driver", **node_kwargs) -> None:
         super().__init__(node_name, **node_kwargs)
-        self.config = declare_config(self, DriverConfig)
-        self.config.validate()
+        self.config = declare_params(self, DriverParams)
         safety = self.config.safety()  # before connecting: bad limits must not leave a backend running
-        self.backend = backend if backend is not None else build_backend(self.config)
+        self.backend = backend if backend is not None else load_backend(self.config.backend).from_parameters(
+            self.config)
         self.backend.connect()
         self.core = DriverCore(self.backend, safety)
         self.core.tick(self._now())  # read the arm once before any command can arrive
 
         cfg = self.config
-        command_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-        latched_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(EndEffectorCommand, cfg.command_topic, self._on_command, command_qos)
-        self.create_subscription(Bool, cfg.estop_topic, self._on_estop_topic, latched_qos)
-        self._joint_pub = self.create_publisher(JointState, cfg.joint_states_topic, 10)
-        self._pose_pub = self.create_publisher(PoseStamped, cfg.ee_pose_topic, 10)
-        self._status_pub = self.create_publisher(DriverStatus, cfg.status_topic, 10)
+        self.create_subscription(EndEffectorCommand, cfg.command_topic, self._on_command, qos.COMMAND)
+        self.create_subscription(Bool, cfg.estop_topic, self._on_estop_topic, qos.LATCHED)
+        self._joint_pub = self.create_publisher(JointState, cfg.joint_states_topic, qos.RELIABLE)
+        self._pose_pub = self.create_publisher(PoseStamped, cfg.ee_pose_topic, qos.RELIABLE)
+        self._status_pub = self.create_publisher(DriverStatus, cfg.status_topic, qos.RELIABLE)
         self.create_service(Trigger, "driver/estop", self._on_estop_service)
         self.create_service(Trigger, "driver/reset_estop", self._on_reset_estop)
         self.create_service(Trigger, "driver/clear_faults", self._on_clear_faults)
@@ -119,11 +108,7 @@ class KinovaDriverNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_command(self, msg: EndEffectorCommand) -> None:
-        period = msg.period.sec + msg.period.nanosec * 1e-9
-        reason = self.core.handle_command(
-            (msg.delta_position.x, msg.delta_position.y, msg.delta_position.z),
-            (msg.delta_rotation.x, msg.delta_rotation.y, msg.delta_rotation.z),
-            msg.gripper, period, msg.header.frame_id, self._now())
+        reason = self.core.handle_command(parse_command(msg), self._now())
         if reason is not None:
             self.get_logger().warning(f"command refused, arm holds: {reason}", throttle_duration_sec=1.0)
 
@@ -159,7 +144,7 @@ class KinovaDriverNode(Node):
         arm = self.core.arm_state
         joints = JointState()
         joints.header.stamp = stamp
-        joints.name = [*JOINT_NAMES, GRIPPER_JOINT_NAME]
+        joints.name = [*names.ARM_JOINTS, names.GRIPPER_JOINT]
         joints.position = [float(q) for q in arm.joint_positions] + [float(arm.gripper_position)]
         self._joint_pub.publish(joints)
 
@@ -190,22 +175,7 @@ class KinovaDriverNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = KinovaDriverNode()
-        rclpy.spin(node)
-    except (BackendUnavailable, ValueError) as err:
-        print(f"kinova_driver: {err}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_nodes("kinova_driver", KinovaDriverNode, args)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,17 @@
-"""The one module that touches Kinova's kortex_api. Kept thin on purpose: unit conversions live in
-`conversions.py` where they are tested; this file only moves values in and out of protobuf messages."""
+"""The one module that touches Kinova's kortex_api: the Kortex backend and the Kortex unit conventions (deg/s
+twists, fixed-axis Euler tool poses in degrees, 0..360 deg joints, Robotiq opening in %), which are tested
+without the SDK. kortex_api itself is imported when a backend is built."""
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from robovlms_drivers.kinova.backend import ArmBackend, ArmState, BackendUnavailable
-from robovlms_drivers.kinova.conversions import (
-    Frame,
-    kortex_euler_deg_to_quaternion,
-    kortex_joint_deg_to_rad,
-    robotiq_percent_to_knuckle,
-    to_kortex_twist,
-)
+from robovlms_drivers.kinova.backend import ArmBackend, ArmState, BackendUnavailable, Frame
+from robovlms_io.names import KNUCKLE_CLOSED_RAD
+from robovlms_io.rotations import quaternion_multiply, rotvec_to_quaternion
 
 KORTEX_INSTALL_HINT = (
     "kortex_api (Kinova's Python API) is not installed. It is not on PyPI: download the wheel "
@@ -34,6 +31,30 @@ class KortexConfig:
     password: str = "admin"
     session_inactivity_timeout_ms: int = 60000
     connection_inactivity_timeout_ms: int = 2000
+
+
+def to_kortex_twist(linear_mps, angular_radps) -> tuple[list[float], list[float]]:
+    """Kortex TwistCommand units: linear m/s, angular deg/s."""
+    return [float(v) for v in linear_mps], [math.degrees(float(w)) for w in angular_radps]
+
+
+def kortex_euler_deg_to_quaternion(theta_x: float, theta_y: float, theta_z: float) -> np.ndarray:
+    """Kortex tool pose angles (degrees, fixed-axis X then Y then Z, i.e. R = Rz Ry Rx) -> quaternion xyzw."""
+    qx = rotvec_to_quaternion([math.radians(theta_x), 0.0, 0.0])
+    qy = rotvec_to_quaternion([0.0, math.radians(theta_y), 0.0])
+    qz = rotvec_to_quaternion([0.0, 0.0, math.radians(theta_z)])
+    return quaternion_multiply(qz, quaternion_multiply(qy, qx))
+
+
+def kortex_joint_deg_to_rad(angles_deg) -> np.ndarray:
+    """Kortex actuator positions (0..360 deg) -> radians wrapped to (-pi, pi], as in the URDF."""
+    rad = np.radians(np.asarray(angles_deg, float))
+    return -((-rad + math.pi) % (2 * math.pi) - math.pi)
+
+
+def robotiq_percent_to_knuckle(percent: float) -> float:
+    """Robotiq 2F-85 opening feedback (0 open .. 100 closed, %) -> knuckle joint angle (rad)."""
+    return float(np.clip(percent, 0.0, 100.0)) / 100.0 * KNUCKLE_CLOSED_RAD
 
 
 def _import_kortex():
@@ -58,6 +79,10 @@ class KortexBackend(ArmBackend):
     """Gen3 + Robotiq 2F-85 over a Kortex TCP session in single-level servoing (high-level twists)."""
 
     name = "kortex"
+
+    @classmethod
+    def from_parameters(cls, params) -> "KortexBackend":
+        return cls(KortexConfig(params.robot_ip, params.robot_port, params.username, params.password))
 
     def __init__(self, config: KortexConfig | None = None) -> None:
         self.config = config or KortexConfig()

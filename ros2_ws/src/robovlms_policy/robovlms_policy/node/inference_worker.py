@@ -1,9 +1,10 @@
 """Policy forward passes on a thread of their own, so the control tick never waits for the model.
 
-Observations arrive as validated sensor_msgs/Image messages and are converted to RGB here, before the
-forward pass, so the image copies stay off the control thread too. The worker holds at most one pending observation (the newest wins); results computed for an instruction
-that has since been replaced are discarded. The chunk executor is only touched under the worker's lock,
-from the worker thread (submit) and from the control tick (action_for).
+Observations arrive as frames the node has already checked (ValidatedFrame: the message's pixel view) and
+are converted to RGB here, before the forward pass, so the image copies stay off the control thread too. The
+worker holds at most one pending observation (the newest wins); results computed for an instruction that has
+since been replaced are discarded. The chunk strategy is only touched under the worker's lock, from the worker
+thread (submit) and from the control tick (action_for).
 """
 from __future__ import annotations
 
@@ -15,10 +16,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from sensor_msgs.msg import Image
-
-from robovlms_policy.node.chunk_execution import ChunkExecutor
-from robovlms_policy.node.image_conversion import image_msg_to_rgb
+from robovlms_io.images import pixels_to_rgb
+from robovlms_policy.runtime.chunk_strategies import ChunkStrategy
 
 INFERENCE_NICENESS = 10
 
@@ -29,6 +28,14 @@ class StepPolicy(Protocol):
     def reset(self, instruction: str) -> None: ...
 
     def step(self, images: dict[str, np.ndarray], proprio: np.ndarray | None = None): ...
+
+
+@dataclass(frozen=True)
+class ValidatedFrame:
+    """A camera frame whose message passed check_image_msg: its (H, W, channels) pixel view and encoding."""
+
+    pixels: np.ndarray
+    encoding: str
 
 
 @dataclass
@@ -42,17 +49,17 @@ class ChunkResult:
 
 
 class InferenceWorker:
-    """Runs ``policy.step`` off the executor thread and feeds the chunks to a chunk executor."""
+    """Runs ``policy.step`` off the executor thread and feeds the chunks to a chunk strategy."""
 
-    def __init__(self, policy: StepPolicy, executor: ChunkExecutor,
+    def __init__(self, policy: StepPolicy, strategy: ChunkStrategy,
                  on_chunk: Callable[[ChunkResult], None], on_error: Callable[[str], None]) -> None:
         self._policy = policy
-        self._executor = executor
+        self._strategy = strategy
         self._on_chunk = on_chunk
         self._on_error = on_error
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._request: tuple[int, int, dict[str, Image]] | None = None
+        self._request: tuple[int, int, dict[str, ValidatedFrame], np.ndarray | None] | None = None
         self._pending_instruction: str | None = None
         self._epoch = 0
         self._busy = False
@@ -76,21 +83,22 @@ class InferenceWorker:
             self._epoch += 1
             self._request = None
             self._pending_instruction = instruction
-            self._executor.reset()
+            self._strategy.reset()
 
-    def request(self, tick: int, frames: dict[str, Image]) -> bool:
-        """Queue an observation (validated Image messages per camera) unless a forward pass is already
-        running or queued; True when queued. Frames are converted to RGB on this worker's thread."""
+    def request(self, tick: int, frames: dict[str, ValidatedFrame], proprio: np.ndarray | None = None) -> bool:
+        """Queue an observation (checked frames per camera, the robot state where the policy uses it) unless a
+        forward pass is already running or queued; True when queued. Frames are converted to RGB on this
+        worker's thread."""
         with self._wake:
             if self._busy or self._request is not None:
                 return False
-            self._request = (self._epoch, tick, frames)
+            self._request = (self._epoch, tick, frames, proprio)
             self._wake.notify()
             return True
 
     def action_for(self, tick: int) -> tuple[np.ndarray, float, int] | None:
         with self._lock:
-            return self._executor.action_for(tick)
+            return self._strategy.action_for(tick)
 
     def _run(self) -> None:
         # Linux niceness is per thread: under CPU contention the control tick must win over the model.
@@ -104,12 +112,12 @@ class InferenceWorker:
                     self._wake.wait()
                 if self._stopping:
                     return
-                epoch, tick, frames = self._request
+                epoch, tick, frames, proprio = self._request
                 self._request = None
                 instruction, self._pending_instruction = self._pending_instruction, None
                 self._busy = True
             try:
-                self._forward(epoch, tick, frames, instruction)
+                self._forward(epoch, tick, frames, proprio, instruction)
             except Exception as error:  # the model must never take the node down: report and hold
                 self._report(epoch, f"policy step failed: {type(error).__name__}: {error}")
             finally:
@@ -123,16 +131,17 @@ class InferenceWorker:
         if current:
             self._on_error(message)
 
-    def _forward(self, epoch: int, tick: int, frames: dict[str, Image], instruction: str | None) -> None:
+    def _forward(self, epoch: int, tick: int, frames: dict[str, ValidatedFrame], proprio: np.ndarray | None,
+                 instruction: str | None) -> None:
         if instruction is not None:
             try:
                 self._policy.reset(instruction)
             except ValueError as error:
                 self._report(epoch, f"policy refused the instruction: {error}")
                 return
-        images = {name: image_msg_to_rgb(frame) for name, frame in frames.items()}
+        images = {name: pixels_to_rgb(frame.pixels, frame.encoding) for name, frame in frames.items()}
         start = time.perf_counter()
-        output = self._policy.step(images)
+        output = self._policy.step(images, proprio)
         latency = time.perf_counter() - start
         arm = np.asarray(output.arm, dtype=np.float64)
         gripper = np.asarray(output.gripper, dtype=np.float64)
@@ -141,5 +150,5 @@ class InferenceWorker:
             if epoch != self._epoch:
                 return  # computed for an instruction that has been replaced
             result = ChunkResult(arm=arm, gripper=gripper, tick=tick, latency_s=latency)
-            self._executor.submit(result, tick)  # refuses non-finite or malformed chunks (ValueError)
+            self._strategy.submit(result, tick)  # refuses non-finite or malformed chunks (ValueError)
         self._on_chunk(result)

@@ -1,81 +1,78 @@
-"""Policy node: camera images and /instruction in, 7-DoF end-effector commands out at the control rate.
+"""Policy node: camera images (and, for checkpoints trained with it, the robot state) and /instruction in,
+7-DoF end-effector commands out at the control rate.
 
 Every tick publishes exactly one EndEffectorCommand: the model's action for that tick, or a hold (zero motion,
-gripper unchanged) when there is no instruction, a camera is stale, no chunk covers the tick yet, or the model
-misbehaved. Forward passes run on an InferenceWorker thread, so a slow model never delays a tick; everything
-else (image conversion, instructions, the tick) runs on one executor thread, so no locks are needed there.
+gripper unchanged) when there is no instruction, a camera or the robot state is stale, no chunk covers the
+tick yet, or the model misbehaved; PolicyCore (runtime/policy_core.py) makes those decisions. Forward passes
+run on an InferenceWorker thread, so a slow model never delays a tick; everything else (message checks,
+instructions, the tick) runs on one executor thread, so no locks are needed there.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
+from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 
+from robovlms_io import names, qos
+from robovlms_io.commands import GRIPPER_UNCHANGED, end_effector_command, period_duration
+from robovlms_io.images import ImageConversionError, check_image_msg
+from robovlms_io.params import declare_params, param
+from robovlms_io.spin import run_nodes
 from robovlms_msgs.msg import ActionChunk, EndEffectorCommand, PolicyStatus
-from robovlms_policy.node.chunk_execution import make_executor
-from robovlms_policy.node.commands import end_effector_command, period_duration
-from robovlms_policy.node.image_conversion import ImageConversionError, check_image_msg
-from robovlms_policy.node.inference_worker import ChunkResult, InferenceWorker, StepPolicy
-from robovlms_policy.node.spin import spin_node
+from robovlms_policy.node.inference_worker import ChunkResult, InferenceWorker, StepPolicy, ValidatedFrame
+from robovlms_policy.runtime.chunk_strategies import STRATEGIES, make_strategy
+from robovlms_policy.runtime.policy_core import CameraInput, PolicyCore, RobotStateInput, TickDecision
+from robovlms_policy.vla.proprio import EE_POSE_GRIPPER
 
-IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST,
-                       durability=DurabilityPolicy.VOLATILE)
-COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-RELIABLE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 ERROR_THROTTLE_S = 2.0
 WARM_UP_INSTRUCTION = "warm up"
 
-PARAMETERS = {
-    "checkpoint": ("", "Checkpoint directory of the VLA core (see robovlms-init-checkpoint)."),
-    "device": ("cpu", "Torch device for the model, e.g. cpu or cuda:0."),
-    "control_rate_hz": (10.0, "Rate of the control tick: one EndEffectorCommand and one PolicyStatus per tick."),
-    "camera_topics": (["/rgb/image_raw", "/camera/camera/color/image_raw"],
-                      "Image topics, one per entry of camera_names."),
-    "camera_names": (["static", "wrist"], "Checkpoint camera fed by each topic of camera_topics."),
-    "max_frame_age_s": (0.3, "A frame older than this (by arrival time) makes the node hold."),
-    "execution_strategy": ("replan", "replan | open_loop_k | temporal_ensemble: how chunks become per-tick actions."),
-    "open_loop_steps": (5, "Actions executed open-loop from each chunk (open_loop_k strategy)."),
-    "ensemble_decay": (0.01, "Exponential weight decay m of temporal ensembling (temporal_ensemble strategy)."),
-    "max_instruction_length": (512, "Longer instructions are rejected (not truncated); the node goes idle."),
-    "frame_id": ("base_link", "Frame of the published deltas (the checkpoint's action frame)."),
-    "instruction_topic": ("/instruction", "std_msgs/String instruction; empty or whitespace means idle."),
-    "command_topic": ("ee_command", "Output robovlms_msgs/EndEffectorCommand topic."),
-    "chunk_topic": ("action_chunk", "Output robovlms_msgs/ActionChunk topic (every new model chunk)."),
-    "status_topic": ("policy_status", "Output robovlms_msgs/PolicyStatus topic."),
-}
-STRATEGY_PARAMS = {"replan": {}, "open_loop_k": {"k": "open_loop_steps"}, "temporal_ensemble": {"m": "ensemble_decay"}}
 
+@dataclass(frozen=True)
+class PolicyNodeParams:
+    """Parameters of `policy_node`."""
 
-def validate_parameters(p: dict) -> None:
-    """Refuse values that would make the node divide by zero, hold forever or accept anything."""
-    for name in ("control_rate_hz", "max_frame_age_s"):
-        if not (isinstance(p[name], (int, float)) and math.isfinite(p[name]) and p[name] > 0):
-            raise ValueError(f"parameter '{name}' must be a positive number, got {p[name]!r}")
-    for name in ("max_instruction_length", "open_loop_steps"):
-        if not (isinstance(p[name], int) and p[name] >= 1):
-            raise ValueError(f"parameter '{name}' must be an integer >= 1, got {p[name]!r}")
+    checkpoint: str = param("", "Checkpoint directory of the VLA core (required; see robovlms-init-checkpoint).")
+    device: str = param("cpu", "Torch device for the model, e.g. cpu or cuda:0.")
+    control_rate_hz: float = param(10.0, "Rate of the control tick: one EndEffectorCommand and one PolicyStatus "
+                                         "per tick.", positive=True)
+    camera_topics: tuple = param(tuple(c.image_topic for c in names.CAMERAS.values()),
+                                 "Image topics, one per entry of camera_names.")
+    camera_names: tuple = param(tuple(names.CAMERAS), "Checkpoint camera fed by each topic of camera_topics.")
+    max_frame_age_s: float = param(0.3, "A frame older than this (by arrival time) makes the node hold.",
+                                   positive=True)
+    execution_strategy: str = param("replan", "How chunks become per-tick actions.", choices=STRATEGIES)
+    open_loop_steps: int = param(5, "Actions executed open-loop from each chunk (open_loop_k).", low=1)
+    ensemble_decay: float = param(0.01, "Exponential weight decay m of temporal ensembling (temporal_ensemble).")
+    ee_pose_topic: str = param(names.EE_POSE_TOPIC, "geometry_msgs/PoseStamped TCP pose (read when the "
+                                                    "checkpoint uses proprioception).")
+    joint_states_topic: str = param(names.JOINT_STATES_TOPIC, "sensor_msgs/JointState with the gripper knuckle "
+                                                              "(proprioception).")
+    max_state_age_s: float = param(0.3, "Robot state older than this (by arrival time) makes the node hold.",
+                                   positive=True)
+    max_instruction_length: int = param(512, "Longer instructions are rejected (not truncated); the node goes "
+                                             "idle.", low=1)
+    frame_id: str = param(names.BASE_FRAME, "Frame of the published deltas (the checkpoint's action frame).")
+    instruction_topic: str = param(names.INSTRUCTION_TOPIC, "std_msgs/String instruction; empty or whitespace "
+                                                            "means idle.")
+    command_topic: str = param(names.COMMAND_TOPIC, "Output robovlms_msgs/EndEffectorCommand topic.")
+    chunk_topic: str = param(names.CHUNK_TOPIC, "Output robovlms_msgs/ActionChunk topic (every new model chunk).")
+    status_topic: str = param(names.POLICY_STATUS_TOPIC, "Output robovlms_msgs/PolicyStatus topic.")
 
+    def __post_init__(self) -> None:
+        if len(self.camera_topics) != len(self.camera_names) or not self.camera_topics:
+            raise ValueError(f"camera_topics ({len(self.camera_topics)}) and camera_names "
+                             f"({len(self.camera_names)}) must be non-empty lists of the same length")
 
-@dataclass
-class CameraSlot:
-    """Latest good (validated, not yet converted) frame of one camera."""
-
-    name: str
-    topic: str
-    frame: Image | None = None
-    received_at: float = -math.inf
-    errors: int = field(default=0)
-
-    def age(self, now: float) -> float:
-        return now - self.received_at if self.frame is not None else -1.0
+    def strategy_params(self) -> dict:
+        return {"replan": {}, "open_loop_k": {"k": self.open_loop_steps},
+                "temporal_ensemble": {"m": self.ensemble_decay}}[self.execution_strategy]
 
 
 class PolicyNode(Node):
@@ -83,43 +80,35 @@ class PolicyNode(Node):
 
     def __init__(self, policy: StepPolicy | None = None, **node_kwargs) -> None:
         super().__init__("policy_node", **node_kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        validate_parameters(p)
-        self._policy = policy if policy is not None else self._load_policy(p["checkpoint"], p["device"])
-        self._period = 1.0 / float(p["control_rate_hz"])
+        p = self.params = declare_params(self, PolicyNodeParams)
+        self._policy = policy if policy is not None else self._load_policy(p.checkpoint, p.device)
+        self._period = 1.0 / p.control_rate_hz
         self._period_msg = period_duration(self._period)
-        self._max_age = float(p["max_frame_age_s"])
-        self._max_instruction = int(p["max_instruction_length"])
-        self._frame_id = p["frame_id"]
-        self._cameras = self._make_camera_slots(list(p["camera_topics"]), list(p["camera_names"]))
+        strategy = make_strategy(p.execution_strategy, **p.strategy_params())
+        self.core = PolicyCore(self._camera_inputs(list(p.camera_topics), list(p.camera_names)), self._period,
+                               p.max_frame_age_s, p.max_instruction_length, self._robot_state_input(p))
+        self._worker = InferenceWorker(self._policy, strategy, self._on_chunk, self._on_model_error)
 
-        strategy = p["execution_strategy"]
-        if strategy not in STRATEGY_PARAMS:
-            raise ValueError(f"execution_strategy '{strategy}' is not one of {sorted(STRATEGY_PARAMS)}")
-        executor = make_executor(strategy, **{k: p[v] for k, v in STRATEGY_PARAMS[strategy].items()})
-        self._worker = InferenceWorker(self._policy, executor, self._on_chunk, self._on_model_error)
-
-        self._instruction = ""
-        self._hold_reason = ""
-        self._model_error = ""
-        self._tick = -1
-        self._t0 = 0.0
-        self._last_tick_time = 0.0
-        self._missed_ticks = 0
-
-        self._command_pub = self.create_publisher(EndEffectorCommand, p["command_topic"], COMMAND_QOS)
-        self._chunk_pub = self.create_publisher(ActionChunk, p["chunk_topic"], COMMAND_QOS)
-        self._status_pub = self.create_publisher(PolicyStatus, p["status_topic"], RELIABLE_QOS)
-        for slot in self._cameras:
-            self.create_subscription(Image, slot.topic, lambda msg, s=slot: self._on_image(s, msg), IMAGE_QOS)
-        self.create_subscription(String, p["instruction_topic"], self._on_instruction, RELIABLE_QOS)
+        self._command_pub = self.create_publisher(EndEffectorCommand, p.command_topic, qos.COMMAND)
+        self._chunk_pub = self.create_publisher(ActionChunk, p.chunk_topic, qos.COMMAND)
+        self._status_pub = self.create_publisher(PolicyStatus, p.status_topic, qos.RELIABLE)
+        for name, camera in self.core.cameras.items():
+            self.create_subscription(Image, camera.source, lambda msg, n=name: self._on_image(n, msg),
+                                     qos.SENSOR_SUBSCRIPTION)
+        # Two subscriptions, one handler: a volatile one matches `ros2 topic pub /instruction ...` (volatile by
+        # default), a transient-local one also receives the trial recorder's latched instruction when this node
+        # starts after the trial did. Repeats of the current instruction change nothing.
+        for instruction_qos in (qos.RELIABLE, qos.LATCHED):
+            self.create_subscription(String, p.instruction_topic, self._on_instruction, instruction_qos)
+        if self.core.robot_state is not None:
+            self.create_subscription(PoseStamped, p.ee_pose_topic, self._on_pose, qos.RELIABLE)
+            self.create_subscription(JointState, p.joint_states_topic, self._on_joints, qos.RELIABLE)
         self._warm_up()
         self._worker.start()
         self._timer = self.create_timer(self._period, self._on_tick)
-        self.get_logger().info(f"policy node ready: cameras {[(s.name, s.topic) for s in self._cameras]}, "
-                               f"{strategy} at {1.0 / self._period:.1f} Hz")
+        self.get_logger().info(f"policy node ready: cameras {[(c.name, c.source) for c in self.core.cameras.values()]}"
+                               f"{', robot state' if self.core.robot_state else ''}, {p.execution_strategy} at "
+                               f"{1.0 / self._period:.1f} Hz")
 
     def _load_policy(self, checkpoint: str, device: str) -> StepPolicy:
         if not checkpoint:
@@ -129,6 +118,24 @@ class PolicyNode(Node):
         from robovlms_policy.vla.policy import VLAPolicy  # torch import deferred until a model is needed
         return VLAPolicy.from_checkpoint(checkpoint, device=device)
 
+    def _camera_inputs(self, topics: list[str], camera_names: list[str]) -> list[CameraInput]:
+        expected = list(getattr(self._policy, "camera_names", camera_names))
+        if sorted(camera_names) != sorted(expected):
+            raise ValueError(f"camera_names {camera_names} must name exactly the checkpoint's cameras {expected}")
+        return [CameraInput(name, topic) for topic, name in zip(topics, camera_names)]
+
+    def _robot_state_input(self, p: PolicyNodeParams) -> RobotStateInput | None:
+        """The robot-state input a proprioceptive checkpoint needs, None for one that uses only cameras."""
+        config = getattr(self._policy, "config", None)
+        dim = getattr(config, "proprio_dim", 0)
+        if not dim:
+            return None
+        layout = getattr(config, "proprio_layout", "")
+        if layout != EE_POSE_GRIPPER:
+            raise ValueError(f"the checkpoint takes {dim} proprioception values in layout {layout!r}; the policy "
+                             f"node builds only '{EE_POSE_GRIPPER}' (ee_pose + gripper joint)")
+        return RobotStateInput(p.max_state_age_s)
+
     def _warm_up(self) -> None:
         """One forward pass before the first tick: the first one pays for lazy imports and kernel set-up
         (seconds, holding the GIL), which would otherwise stall the control tick. Outputs are discarded and
@@ -136,129 +143,100 @@ class PolicyNode(Node):
         size = int(getattr(self._policy, "image_size", 224))
         start = time.perf_counter()
         self._policy.reset(WARM_UP_INSTRUCTION)
-        self._policy.step({s.name: np.zeros((size, size, 3), np.uint8) for s in self._cameras})
+        proprio = None if self.core.robot_state is None else self.core.robot_state.neutral()
+        self._policy.step({name: np.zeros((size, size, 3), np.uint8) for name in self.core.cameras}, proprio)
         self.get_logger().info(f"model warm-up took {1e3 * (time.perf_counter() - start):.0f} ms")
-
-    def _make_camera_slots(self, topics: list[str], names: list[str]) -> list[CameraSlot]:
-        if len(topics) != len(names) or not topics:
-            raise ValueError(f"camera_topics ({len(topics)}) and camera_names ({len(names)}) must be non-empty "
-                             "lists of the same length")
-        expected = list(getattr(self._policy, "camera_names", names))
-        if sorted(names) != sorted(expected):
-            raise ValueError(f"camera_names {names} must name exactly the checkpoint's cameras {expected}")
-        return [CameraSlot(name=n, topic=t) for t, n in zip(topics, names)]
 
     # --- inputs -------------------------------------------------------------------------------------------
 
-    def _on_image(self, slot: CameraSlot, msg: Image) -> None:
-        # Validated here (microseconds) so a malformed frame never counts as fresh; converted to RGB on the
+    def _on_image(self, camera: str, msg: Image) -> None:
+        # Checked here, once (microseconds), so a malformed frame never counts as fresh; converted to RGB on the
         # inference thread, which keeps the ~1 ms copy of a 1280x720 frame off the control tick.
         try:
-            check_image_msg(msg)
+            pixels = check_image_msg(msg)
         except ImageConversionError as error:
-            slot.errors += 1
-            self.get_logger().error(f"rejected image on {slot.topic}: {error}", throttle_duration_sec=ERROR_THROTTLE_S)
+            self.core.frame_rejected(camera)
+            self.get_logger().error(f"rejected image on {self.core.cameras[camera].source}: {error}",
+                                    throttle_duration_sec=ERROR_THROTTLE_S)
             return
-        slot.frame, slot.received_at = msg, time.monotonic()
+        self.core.frame(camera, ValidatedFrame(pixels, msg.encoding), time.monotonic())
+
+    def _on_pose(self, msg: PoseStamped) -> None:
+        p, q = msg.pose.position, msg.pose.orientation
+        self._log_refusal(self.core.robot_state.pose(np.array([p.x, p.y, p.z]), np.array([q.x, q.y, q.z, q.w]),
+                                                     msg.header.frame_id, time.monotonic()))
+
+    def _on_joints(self, msg: JointState) -> None:
+        joint_names = list(msg.name)
+        if names.GRIPPER_JOINT not in joint_names:
+            return  # another publisher's joints
+        index = joint_names.index(names.GRIPPER_JOINT)
+        knuckle = msg.position[index] if index < len(msg.position) else float("nan")
+        self._log_refusal(self.core.robot_state.gripper(knuckle, time.monotonic()))
+
+    def _log_refusal(self, reason: str) -> None:
+        if reason:
+            self.get_logger().error(reason, throttle_duration_sec=ERROR_THROTTLE_S)
 
     def _on_instruction(self, msg: String) -> None:
-        text = " ".join(msg.data.split())  # collapse whitespace and line breaks
-        if len(text) > self._max_instruction:
-            self.get_logger().error(f"instruction rejected: {len(text)} characters > max_instruction_length "
-                                    f"{self._max_instruction}; going idle")
-            self._set_instruction("", f"last instruction rejected: {len(text)} > {self._max_instruction} characters")
-        elif text != self._instruction or self._model_error:
-            # Re-sending the current instruction (`ros2 topic pub` repeats it every second) changes nothing.
-            self._set_instruction(text, "")
-
-    def _set_instruction(self, text: str, reason: str) -> None:
-        self._instruction, self._hold_reason, self._model_error = text, reason, ""
-        self._worker.set_instruction(text)
-        self.get_logger().info(f"instruction: '{text}'" if text else "instruction cleared: idle")
+        update = self.core.new_instruction(msg.data)
+        if update is None:
+            return
+        self._worker.set_instruction(update.instruction)
+        if update.reason:
+            self.get_logger().error(update.log)
+        else:
+            self.get_logger().info(update.log)
 
     def _on_chunk(self, result: ChunkResult) -> None:
         chunk = ActionChunk()
         chunk.header.stamp = self.get_clock().now().to_msg()
-        chunk.header.frame_id = self._frame_id
+        chunk.header.frame_id = self.params.frame_id
         chunk.period = self._period_msg
         chunk.commands = [self._command(a, g) for a, g in zip(result.arm, result.gripper)]
         self._chunk_pub.publish(chunk)
 
     def _on_model_error(self, message: str) -> None:
         # Latched until a new instruction: a model that produced NaN once is not trusted to move the arm.
-        self._model_error = message
+        self.core.latch_model_error(message)
         self.get_logger().error(f"{message}; holding until a new instruction", throttle_duration_sec=ERROR_THROTTLE_S)
 
     # --- control tick ---------------------------------------------------------------------------------------
 
+    def _act(self, tick: int, frames: dict, proprio: np.ndarray | None):
+        self._worker.request(tick, frames, proprio)
+        return self._worker.action_for(tick)
+
     def _on_tick(self) -> None:
         now = time.monotonic()
-        tick = self._tick_index(now)
-        state, reason, action = self._decide(now, tick)
-        if action is None:
-            command = self._command(np.zeros(6), EndEffectorCommand.GRIPPER_UNCHANGED)
-            chunk_index = 0
+        decision = self.core.tick(now, self._act)
+        if decision.action is None:
+            command, chunk_index = self._command(np.zeros(6), GRIPPER_UNCHANGED), 0
         else:
-            arm, gripper, chunk_index = action
+            arm, gripper, chunk_index = decision.action
             command = self._command(arm, gripper)
         self._command_pub.publish(command)
-        self._publish_status(now, state, reason, chunk_index)
-
-    def _tick_index(self, now: float) -> int:
-        """Tick number on the ideal schedule; skipped numbers count as missed ticks."""
-        if self._tick < 0:
-            self._t0, self._tick, self._last_tick_time = now, 0, now
-            return 0
-        tick = max(self._tick + 1, int(round((now - self._t0) / self._period)))
-        self._missed_ticks += tick - self._tick - 1
-        self._tick = tick
-        return tick
-
-    def _decide(self, now: float, tick: int) -> tuple[int, str, tuple[np.ndarray, float, int] | None]:
-        if self._model_error:
-            return PolicyStatus.STATE_ERROR, self._model_error, None
-        if not self._instruction:
-            return PolicyStatus.STATE_IDLE, self._hold_reason, None
-        stale = [s for s in self._cameras if s.frame is None or now - s.received_at > self._max_age]
-        if stale:
-            return PolicyStatus.STATE_HOLDING, "; ".join(self._staleness(s, now) for s in stale), None
-        self._worker.request(tick, {s.name: s.frame for s in self._cameras})
-        action = self._worker.action_for(tick)
-        if action is None:
-            return PolicyStatus.STATE_HOLDING, "waiting for the model's first chunk", None
-        arm, gripper, _ = action
-        # Chunks are checked when submitted; this last check guards what is actually sent to the arm.
-        if not (np.all(np.isfinite(arm)) and math.isfinite(gripper)):
-            self._on_model_error("non-finite action")
-            return PolicyStatus.STATE_ERROR, self._model_error, None
-        return PolicyStatus.STATE_RUNNING, "", action
-
-    def _staleness(self, slot: CameraSlot, now: float) -> str:
-        if slot.frame is None:
-            bad = f" ({slot.errors} rejected)" if slot.errors else ""
-            return f"no frame yet from {slot.name} ({slot.topic}){bad}"
-        return f"{slot.name} frame is {now - slot.received_at:.2f} s old (> {self._max_age:.2f} s)"
+        self._publish_status(now, decision, chunk_index)
 
     # --- outputs --------------------------------------------------------------------------------------------
 
     def _command(self, arm: np.ndarray, gripper: float) -> EndEffectorCommand:
-        return end_effector_command(arm, gripper, self._frame_id, self.get_clock().now().to_msg(),
+        return end_effector_command(arm, gripper, self.params.frame_id, self.get_clock().now().to_msg(),
                                     self._period_msg)
 
-    def _publish_status(self, now: float, state: int, reason: str, chunk_index: int) -> None:
+    def _publish_status(self, now: float, decision: TickDecision, chunk_index: int) -> None:
         status = PolicyStatus()
         status.header.stamp = self.get_clock().now().to_msg()
-        status.state = state
-        status.instruction = self._instruction
+        status.state = decision.state
+        status.instruction = self.core.instruction
         status.target_period = self._period
-        status.tick_period = now - self._last_tick_time
+        status.tick_period = decision.tick_period
         status.model_latency = self._worker.latency_s
-        status.camera_names = [s.name for s in self._cameras]
-        status.frame_ages = [s.age(now) for s in self._cameras]
-        status.missed_ticks = self._missed_ticks
+        status.camera_names = list(self.core.cameras)
+        status.frame_ages = self.core.frame_ages(now)
+        status.missed_ticks = decision.missed_ticks
         status.chunk_index = chunk_index
-        status.hold_reason = reason
-        self._last_tick_time = now
+        status.hold_reason = decision.reason
         self._status_pub.publish(status)
 
     def destroy_node(self) -> None:
@@ -269,7 +247,8 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(PolicyNode, "policy_node", args)
+    return run_nodes("policy_node", PolicyNode, args)
+
 
 if __name__ == "__main__":
     sys.exit(main())

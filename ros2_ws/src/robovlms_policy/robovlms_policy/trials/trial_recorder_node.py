@@ -1,50 +1,70 @@
 """Trial recorder node: start / stop / label evaluation trials and record each one as a rosbag2 (MCAP).
 
-Starting a trial opens a bag under ``output_dir/<trial_id>/bag``, then publishes the instruction so the
-policy starts; stopping (by service, or after ``max_steps`` commands) publishes an empty instruction so the
-policy goes idle, closes the bag and writes ``trial.json``; labelling adds the outcome to ``trial.json``.
+Starting a trial opens a bag under ``output_dir/<trial_id>/bag`` and publishes the instruction (latched, so a
+policy that joins late still gets it); trial/start answers once the policy reports acting on it in its
+PolicyStatus, or fails after ``start_timeout_s`` and discards the recording, so no trial is ever scored
+against a policy that never saw its instruction. Stopping (by service, after ``max_steps`` commands, or on
+shutdown: SIGINT, SIGTERM or an error, then marked interrupted) publishes an empty instruction so the policy
+goes idle, closes the bag and writes ``trial.json``; labelling adds the outcome to ``trial.json``.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import re
+import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from ament_index_python.packages import get_package_share_directory
-from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
+from rclpy.time import Time
 from std_msgs.msg import String
 
+from robovlms_io import names, qos
+from robovlms_io.instructions import normalize_instruction
+from robovlms_io.params import declare_params, param
+from robovlms_io.spin import run_nodes
+from robovlms_msgs.msg import PolicyStatus
 from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
-from robovlms_policy.node.spin import spin_node
-from robovlms_policy.trials.bag_writer import TrialBag, make_typestore
+from robovlms_policy.trials.bag_format import TrialBag, suite_typestore
 
-DEFAULT_TOPICS = [
-    "/rgb/image_raw=sensor_msgs/msg/Image",
-    "/camera/camera/color/image_raw=sensor_msgs/msg/Image",
-    "/instruction=std_msgs/msg/String",
-    "ee_command=robovlms_msgs/msg/EndEffectorCommand",
-    "action_chunk=robovlms_msgs/msg/ActionChunk",
-    "policy_status=robovlms_msgs/msg/PolicyStatus",
-    "joint_states=sensor_msgs/msg/JointState",
-    "ee_pose=geometry_msgs/msg/PoseStamped",
-    "driver_status=robovlms_msgs/msg/DriverStatus",
-    "episode_info=robovlms_msgs/msg/EpisodeInfo",
-]
-PARAMETERS = {
-    "output_dir": ("runs/trials", "Directory receiving one folder per trial (bag + trial.json)."),
-    "record_topics": (DEFAULT_TOPICS, "Topics recorded during a trial, as 'topic=package/msg/Type'."),
-    "instruction_topic": ("/instruction", "Where the trial's instruction (and the empty stop instruction) goes."),
-    "command_topic": ("ee_command", "Commands counted as steps towards max_steps."),
-    "max_instruction_length": (512, "Longer instructions are refused."),
-}
-INSTRUCTION_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+DEFAULT_TOPICS = (
+    *(f"{camera.image_topic}=sensor_msgs/msg/Image" for camera in names.CAMERAS.values()),
+    f"{names.INSTRUCTION_TOPIC}=std_msgs/msg/String",
+    f"{names.COMMAND_TOPIC}=robovlms_msgs/msg/EndEffectorCommand",
+    f"{names.CHUNK_TOPIC}=robovlms_msgs/msg/ActionChunk",
+    f"{names.POLICY_STATUS_TOPIC}=robovlms_msgs/msg/PolicyStatus",
+    f"{names.JOINT_STATES_TOPIC}=sensor_msgs/msg/JointState",
+    f"{names.EE_POSE_TOPIC}=geometry_msgs/msg/PoseStamped",
+    f"{names.DRIVER_STATUS_TOPIC}=robovlms_msgs/msg/DriverStatus",
+    f"{names.EPISODE_INFO_TOPIC}=robovlms_msgs/msg/EpisodeInfo",
+)
+RECORD_DEPTH = 50  # messages a subscription buffers while the writer is busy
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class TrialRecorderParams:
+    """Parameters of `trial_recorder`."""
+
+    output_dir: str = param("runs/trials", "Directory receiving one folder per trial (bag + trial.json).")
+    record_topics: tuple = param(DEFAULT_TOPICS, "Topics recorded during a trial, as 'topic=package/msg/Type'.",
+                                 check=(lambda v: all("=" in e for e in v), "entries of the form topic=package/msg/Type"))
+    instruction_topic: str = param(names.INSTRUCTION_TOPIC, "Where the trial's instruction (and the empty stop "
+                                                            "instruction) goes.")
+    command_topic: str = param(names.COMMAND_TOPIC, "Commands counted as steps towards max_steps.")
+    policy_status_topic: str = param(names.POLICY_STATUS_TOPIC, "PolicyStatus watched at trial/start: the trial "
+                                                                "starts once the policy reports acting on it.")
+    start_timeout_s: float = param(5.0, "s trial/start waits for the policy to act on the instruction before it "
+                                        "fails; 0 = do not wait (no policy, e.g. teleoperated demonstrations).",
+                                   low=0.0)
+    max_instruction_length: int = param(512, "Longer instructions are refused.", low=1)
 
 
 def message_class(msgtype: str):
@@ -58,24 +78,27 @@ class TrialRecorderNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__("trial_recorder", **node_kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        self._output_dir = Path(p["output_dir"]).expanduser().resolve()
-        self._max_instruction = int(p["max_instruction_length"])
-        self._typestore = make_typestore([Path(get_package_share_directory("robovlms_msgs"))])
+        p = self.params = declare_params(self, TrialRecorderParams)
+        self._output_dir = Path(p.output_dir).expanduser().resolve()
+        self._max_instruction = p.max_instruction_length
+        self._typestore = suite_typestore()
         self._lock = threading.Lock()
         self._bag: TrialBag | None = None
         self._trial: dict | None = None
         self._last_stopped: str = ""
         self._counter = 0
 
-        self._command_topic = self.resolve_topic_name(p["command_topic"])
-        for entry in p["record_topics"]:
+        self._command_topic = self.resolve_topic_name(p.command_topic)
+        for entry in p.record_topics:
             topic, _, msgtype = entry.partition("=")
             self._subscribe(self.resolve_topic_name(topic.strip()), msgtype.strip())
-        self._instruction_pub = self.create_publisher(String, p["instruction_topic"], INSTRUCTION_QOS)
-        self.create_service(StartTrial, "trial/start", self._on_start)
+        self._instruction_pub = self.create_publisher(String, p.instruction_topic, qos.LATCHED)
+        self._waiting: tuple[str, Time, Future] | None = None  # instruction, trial start, confirmation
+        self.create_subscription(PolicyStatus, p.policy_status_topic, self._on_policy_status, qos.RELIABLE)
+        # trial/start awaits the policy's confirmation: in a group of its own, so that meanwhile the recording
+        # subscriptions, the policy status and the timeout (all in the node's default group) keep running.
+        self.create_service(StartTrial, "trial/start", self._on_start,
+                            callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(StopTrial, "trial/stop", self._on_stop)
         self.create_service(LabelTrial, "trial/label", self._on_label)
         self.get_logger().info(f"trial recorder ready: trials go to {self._output_dir}")
@@ -87,8 +110,8 @@ class TrialRecorderNode(Node):
             raise ValueError(f"record_topics entry '{topic}={msgtype}': unknown message type ({error})") from error
         # Best effort accepts both best-effort camera drivers and reliable publishers.
         reliability = ReliabilityPolicy.BEST_EFFORT if msgtype == "sensor_msgs/msg/Image" else ReliabilityPolicy.RELIABLE
-        qos = QoSProfile(depth=50, reliability=reliability)
-        self.create_subscription(cls, topic, lambda data, t=topic, m=msgtype: self._record(t, m, data), qos, raw=True)
+        self.create_subscription(cls, topic, lambda data, t=topic, m=msgtype: self._record(t, m, data),
+                                 QoSProfile(depth=RECORD_DEPTH, reliability=reliability), raw=True)
 
     def _record(self, topic: str, msgtype: str, cdr: bytes) -> None:
         stop_reason = None
@@ -116,10 +139,44 @@ class TrialRecorderNode(Node):
 
     # --- services ---------------------------------------------------------------------------------------------
 
-    def _on_start(self, request: StartTrial.Request, response: StartTrial.Response) -> StartTrial.Response:
-        response.success, response.message, response.trial_id = self.start_trial(
-            request.instruction, request.task, request.setting, request.max_steps)
+    async def _on_start(self, request: StartTrial.Request, response: StartTrial.Response) -> StartTrial.Response:
+        # A coroutine: while it awaits the policy's confirmation the executor keeps running every other callback
+        # (in make demo, the policy node itself shares this executor thread).
+        started_at = self.get_clock().now()
+        ok, message, trial_id = self.start_trial(request.instruction, request.task, request.setting,
+                                                 request.max_steps)
+        if ok and self.params.start_timeout_s > 0:
+            ok, message = await self._policy_acts(normalize_instruction(request.instruction), started_at, trial_id)
+            trial_id = trial_id if ok else ""
+        response.success, response.message, response.trial_id = ok, message, trial_id
         return response
+
+    async def _policy_acts(self, instruction: str, since: Time, trial_id: str) -> tuple[bool, str]:
+        """Wait until a PolicyStatus stamped after ``since`` reports acting on ``instruction``; on timeout the
+        trial is discarded (the policy goes idle, the recording is removed)."""
+        future = Future()
+        self._waiting = (instruction, since, future)
+        timer = self.create_timer(self.params.start_timeout_s, lambda: future.done() or future.set_result(False))
+        try:
+            acted = await future
+        finally:
+            self.destroy_timer(timer)
+            self._waiting = None
+        if acted:
+            return True, f"recording to {self._output_dir / trial_id}; the policy acts on '{instruction}'"
+        self.discard_trial(trial_id)
+        return False, (f"no policy acted on '{instruction}' within {self.params.start_timeout_s:g} s (no "
+                       f"PolicyStatus on {self.params.policy_status_topic} reported it): is policy_node running? "
+                       "The trial was discarded")
+
+    def _on_policy_status(self, msg: PolicyStatus) -> None:
+        waiting = self._waiting
+        if waiting is None or waiting[2].done():
+            return
+        instruction, since, future = waiting
+        acting = msg.state in (PolicyStatus.STATE_RUNNING, PolicyStatus.STATE_HOLDING)
+        if acting and msg.instruction == instruction and Time.from_msg(msg.header.stamp) >= since:
+            future.set_result(True)
 
     def _on_stop(self, request: StopTrial.Request, response: StopTrial.Response) -> StopTrial.Response:
         response.success, response.message, response.trial_id = self.stop_trial(request.reason or "operator")
@@ -130,7 +187,7 @@ class TrialRecorderNode(Node):
         return response
 
     def start_trial(self, instruction: str, task: str, setting: str, max_steps: int) -> tuple[bool, str, str]:
-        instruction = " ".join(instruction.split())
+        instruction = normalize_instruction(instruction)
         if not instruction:
             return False, "instruction is empty", ""
         if len(instruction) > self._max_instruction:
@@ -154,14 +211,23 @@ class TrialRecorderNode(Node):
         self.get_logger().info(f"trial {trial_id} started: '{instruction}'")
         return True, f"recording to {trial_dir}", trial_id
 
-    def stop_trial(self, reason: str) -> tuple[bool, str, str]:
+    def discard_trial(self, trial_id: str) -> None:
+        """Stop a trial that never started properly and remove its files (unless it was stopped meanwhile)."""
+        if self.active_trial_id != trial_id:
+            return
+        self.stop_trial("discarded: the policy did not act on the instruction")
+        shutil.rmtree(self._output_dir / trial_id, ignore_errors=True)
+        self.get_logger().warning(f"trial {trial_id} discarded: no policy acted on its instruction")
+
+    def stop_trial(self, reason: str, interrupted: bool = False) -> tuple[bool, str, str]:
         with self._lock:
             if self._trial is None:
                 return False, "no trial is running", ""
             bag, trial = self._bag, self._trial
             self._bag, self._trial = None, None
         self._instruction_pub.publish(String(data=""))  # the policy goes idle before the bag closes
-        trial.update(stopped_at=time.time(), stop_reason=reason, messages=bag.message_counts)
+        trial.update(stopped_at=time.time(), stop_reason=reason, interrupted=interrupted,
+                     messages=bag.message_counts)
         self._last_stopped = trial["trial_id"]
         try:
             bag.close()
@@ -194,13 +260,15 @@ class TrialRecorderNode(Node):
         (trial_dir / "trial.json").write_text(json.dumps(metadata, indent=2) + "\n")
 
     def destroy_node(self) -> None:
+        # Shut down with a trial running (SIGINT, SIGTERM, an error; robovlms_io.spin destroys the nodes while
+        # the context is still valid): idle the policy, close the bag, keep the trial marked interrupted.
         if getattr(self, "_trial", None) is not None:
-            self.stop_trial("shutdown")
+            self.stop_trial("shutdown", interrupted=True)
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    return spin_node(TrialRecorderNode, "trial_recorder", args)
+    return run_nodes("trial_recorder", TrialRecorderNode, args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -62,9 +62,15 @@ class ActionStatistics:
 
     @classmethod
     def from_actions(
-        cls, actions: np.ndarray, lower_percentile: float = 1.0, upper_percentile: float = 99.0
+        cls, actions: np.ndarray, lower_percentile: float = 1.0, upper_percentile: float = 99.0,
+        min_range: Any = 0.0,
     ) -> ActionStatistics:
-        """Percentile bounds of the first 6 columns of ``actions`` (N, >= 6); outliers beyond them clamp."""
+        """Percentile bounds of the first 6 columns of ``actions`` (N, >= 6); outliers beyond them clamp.
+
+        ``min_range`` (a number or one per arm dimension, dataset units) floors each dimension's
+        ``high - low`` about its midpoint: a dimension the demonstrations barely use (tilt corrections of
+        a few milliradians) then normalises to small values instead of being stretched to [-1, 1], where
+        its noise would take a sixth of the regression loss."""
         array = _finite_array(actions, "actions")
         if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < ARM_DIMS:
             raise ValueError(f"actions must have shape (N >= 1, >= {ARM_DIMS}), got {array.shape}")
@@ -72,8 +78,16 @@ class ActionStatistics:
             raise ValueError(
                 f"need 0 <= lower_percentile < upper_percentile <= 100, got {lower_percentile}, {upper_percentile}"
             )
+        floor = np.broadcast_to(_finite_array(min_range, "min_range"), (ARM_DIMS,))
+        if np.any(floor < 0):
+            raise ValueError(f"min_range must be >= 0, got {floor}")
         arm = array[:, :ARM_DIMS]
-        return cls(np.percentile(arm, lower_percentile, axis=0), np.percentile(arm, upper_percentile, axis=0))
+        low, high = np.percentile(arm, lower_percentile, axis=0), np.percentile(arm, upper_percentile, axis=0)
+        narrow = high - low < floor
+        centre = (low + high) / 2.0
+        low = np.where(narrow, centre - floor / 2.0, low)
+        high = np.where(narrow, centre + floor / 2.0, high)
+        return cls(low, high)
 
     def to_dict(self) -> dict[str, list[float]]:
         """JSON-safe form; Python floats round-trip exactly through JSON."""

@@ -33,6 +33,8 @@ class VLAConfig:
     chunk: int = 10
     n_bins: int = 256
     proprio_dim: int = 0
+    proprio_layout: str = ""  # how the robot state is assembled (vla.proprio.PROPRIO_LAYOUTS); "" = none
+    proprio_stats: dict[str, list[float]] | None = None  # mean / std the proprioception is standardised with
     max_instruction_tokens: int = 64
     image_start_id: int | None = None
     image_end_id: int | None = None
@@ -63,6 +65,7 @@ class VLAConfig:
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= low, name,
                    f"must be an integer >= {low}, got {value!r}")
         _check(isinstance(self.proprio_dim, int) and self.proprio_dim >= 0, "proprio_dim", "must be an integer >= 0")
+        self._validate_proprio()
         for name in ("image_mean", "image_std"):
             value = getattr(self, name)
             _check(isinstance(value, list) and len(value) == 3 and all(isinstance(v, (int, float)) for v in value),
@@ -76,6 +79,23 @@ class VLAConfig:
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value >= 0), name,
                    f"must be null or a token id, got {value!r}")
+
+    def _validate_proprio(self) -> None:
+        from .proprio import PROPRIO_LAYOUTS, ProprioNormalizer
+
+        if self.proprio_layout:
+            _check(self.proprio_layout in PROPRIO_LAYOUTS, "proprio_layout",
+                   f"{self.proprio_layout!r} is not one of {sorted(PROPRIO_LAYOUTS)}")
+            _check(PROPRIO_LAYOUTS[self.proprio_layout] == self.proprio_dim, "proprio_dim",
+                   f"layout {self.proprio_layout!r} has {PROPRIO_LAYOUTS[self.proprio_layout]} values, "
+                   f"proprio_dim is {self.proprio_dim}")
+        if self.proprio_stats is not None:
+            try:
+                stats = ProprioNormalizer.from_dict(self.proprio_stats)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"proprio_stats: {err}") from err
+            _check(stats.mean.shape == (self.proprio_dim,), "proprio_stats",
+                   f"has {stats.mean.shape[0]} values, proprio_dim is {self.proprio_dim}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

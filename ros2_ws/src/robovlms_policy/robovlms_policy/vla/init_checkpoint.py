@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 
 from .backbones.base import BackboneLoadError
 from .backbones.registry import BACKBONES, get_backbone_class
@@ -49,9 +50,23 @@ def _check_image_size(model, size: int) -> None:
         raise ValueError(f"image_size {size} does not fit the {model.config.backbone} vision tower: {err}") from err
 
 
+def _merged(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes`` applied key by key, recursing into nested dicts; an unknown key is an error."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if key not in merged:
+            raise ConfigError(f"backbone config has no field {key!r}; fields: {sorted(merged)}")
+        merged[key] = _merged(merged[key], value) if isinstance(value, dict) else value
+    return merged
+
+
 def create_checkpoint(out_dir: str | Path, backbone: str, structure: str, tiny: bool = True,
-                      pretrained: str | Path | None = None, seed: int = 0, **overrides) -> VLAConfig:
-    """Build and save a checkpoint; overrides are VLAConfig fields (window, chunk, camera_names, ...)."""
+                      pretrained: str | Path | None = None, seed: int = 0,
+                      backbone_changes: dict | None = None, tokenizer: Tokenizer | None = None,
+                      **overrides) -> VLAConfig:
+    """Build and save a checkpoint; overrides are VLAConfig fields (window, chunk, camera_names, ...).
+    ``backbone_changes`` resize a tiny backbone (e.g. {"text_config": {"num_hidden_layers": 4}}); ``tokenizer``
+    replaces the tiny byte-level one (the tiny vocabulary is sized to it)."""
     backbone_class = get_backbone_class(backbone)
     torch.manual_seed(seed)
     out_dir = Path(out_dir)
@@ -60,14 +75,19 @@ def create_checkpoint(out_dir: str | Path, backbone: str, structure: str, tiny: 
     if pretrained is None:
         if not tiny:
             raise ValueError("a full-size checkpoint needs --pretrained DIR (nothing is downloaded); use --tiny")
-        tokenizer = build_tiny_tokenizer()
+        tokenizer = tokenizer or build_tiny_tokenizer()
         start, end = (marker_id(tokenizer, t) for t in backbone_class.image_marker_tokens)
         common.setdefault("image_size", TINY_IMAGE_SIZE)
-        config = VLAConfig(backbone_config=tiny_backbone_config(backbone), image_start_id=start,
+        backbone_config = _merged(tiny_backbone_config(backbone, common["image_size"], tokenizer.get_vocab_size()),
+                                  backbone_changes or {})
+        config = VLAConfig(backbone_config=backbone_config, image_start_id=start,
                            image_end_id=end, image_mean=list(backbone_class.image_mean),
                            image_std=list(backbone_class.image_std), **common)
         model = build_model(config)
     else:
+        if backbone_changes or tokenizer is not None:
+            raise ValueError("backbone_changes and tokenizer are for tiny backbones; a pretrained one keeps its "
+                             "architecture and tokenizer")
         pretrained = Path(pretrained)
         vlm = backbone_class.from_pretrained(pretrained)
         copy_pretrained_tokenizer(pretrained, out_dir)

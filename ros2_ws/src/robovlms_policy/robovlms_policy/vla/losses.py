@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 ARM_LOSSES = ("mse", "huber")
+DEFAULT_GRIPPER_WEIGHT = 0.01  # RoboVLMs' weight of the gripper BCE next to the arm regression
 HUBER_DELTA = 1.0  # normalised actions live in [-1, 1], so errors above 1 are the outliers to damp
 
 
@@ -31,7 +32,7 @@ def continuous_action_loss(
     target_norm: torch.Tensor,
     mask: torch.Tensor,
     arm_loss: str = "mse",
-    gripper_weight: float = 0.01,
+    gripper_weight: float = DEFAULT_GRIPPER_WEIGHT,
 ) -> dict[str, torch.Tensor]:
     """Arm regression + weighted gripper BCE over the valid entries of a chunk.
 

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from .action_codec import ActionCodec, ActionStatistics
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import VLAConfig
+from .proprio import ProprioNormalizer
 from .structures import NonFiniteActionError, Prompt, VLAStructure
 from .tokenizer import encode_instructions
 
@@ -32,6 +33,17 @@ class PolicyOutput:
     latency_s: float
 
 
+def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, H, W) -> (3, size, size), antialiased bilinear (the policy's one resize)."""
+    return F.interpolate(image[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 HxWx3 RGB -> uint8 size x size x 3, exactly as VLAPolicy.preprocess resizes on the CPU, so frames
+    stored at the checkpoint's size preprocess to the same pixels as the full-size frames they came from."""
+    return _resize(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), size).permute(1, 2, 0).numpy()
+
+
 class VLAPolicy:
     def __init__(self, model: VLAStructure, config: VLAConfig, tokenizer: Tokenizer) -> None:
         self.model = model.eval()
@@ -42,6 +54,7 @@ class VLAPolicy:
         self.device, self.dtype = param.device, param.dtype
         self._mean = torch.tensor(config.image_mean, device=self.device).view(3, 1, 1)
         self._std = torch.tensor(config.image_std, device=self.device).view(3, 1, 1)
+        self._proprio_norm = ProprioNormalizer.from_dict(config.proprio_stats) if config.proprio_stats else None
         self._history: deque[Any] = deque(maxlen=config.window if model.uses_history else 1)
         self._prompt: Prompt | None = None
         self.instruction: str | None = None
@@ -90,8 +103,7 @@ class VLAPolicy:
         size = self.config.image_size
         # On CPU, resizing the uint8 image is ~4x faster than resizing floats (rounding differs by <= 1/255).
         as_uint8 = self.device.type == "cpu"
-        resized = [F.interpolate(f[None] if as_uint8 else f[None].float(), size=(size, size), mode="bilinear",
-                                 antialias=True, align_corners=False)[0].float() / 255.0 for f in frames]
+        resized = [_resize(f if as_uint8 else f.float(), size).float() / 255.0 for f in frames]
         pixels = (torch.stack(resized) - self._mean) / self._std
         return pixels[None].to(self.dtype)
 
@@ -104,6 +116,8 @@ class VLAPolicy:
         array = np.asarray(proprio, dtype=np.float64).reshape(-1)
         if array.shape != (self.config.proprio_dim,) or not np.isfinite(array).all():
             raise ValueError(f"proprio must be {self.config.proprio_dim} finite values, got {np.asarray(proprio)!r}")
+        if self._proprio_norm is not None:
+            array = self._proprio_norm.normalize(array)
         return torch.from_numpy(array).to(self.device, self.dtype)[None]
 
     @torch.inference_mode()

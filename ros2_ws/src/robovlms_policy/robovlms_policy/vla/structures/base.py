@@ -16,7 +16,7 @@ from torch import nn
 
 from ..backbones.base import BaseRoboVLM, VisionContext
 from ..config import VLAConfig
-from ..losses import continuous_action_loss
+from ..losses import DEFAULT_GRIPPER_WEIGHT, continuous_action_loss
 
 
 class NonFiniteActionError(RuntimeError):
@@ -115,9 +115,14 @@ class VLAStructure(nn.Module, ABC):
         """Training pass over windows: pixels (B, W, cameras, 3, S, S) -> per-frame outputs."""
 
     @abstractmethod
-    def compute_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Batch: pixels (B, W, cams, 3, S, S), instruction_ids/instruction_mask (B, L), actions (B, W, chunk, 7)
-        normalised, action_mask (B, W, chunk) bool, optional proprio (B, W, P). Returns {"loss", ...}."""
+    def compute_loss(self, batch: dict[str, torch.Tensor],
+                     gripper_weight: float = DEFAULT_GRIPPER_WEIGHT) -> dict[str, torch.Tensor]:
+        """Batch: pixels (B, T, cams, 3, S, S), instruction_ids/instruction_mask (B, L), actions (B, T, chunk, 7)
+        normalised, action_mask (B, T, chunk) bool, optional proprio (B, T, P). The T frames are consecutive
+        steps of one episode; the prediction at step t sees the ``config.window`` frames ending at t (fewer at
+        the start of the batch row), as the policy's history does at run time, so a row longer than the window
+        trains every step in it at the cost of encoding each frame once. Returns {"loss", ...}; continuous
+        structures add "pred_arm" (B, T, chunk, 6) and "pred_gripper" closure probabilities (B, T, chunk)."""
 
     # --- helpers ------------------------------------------------------------------------------------------------
     def encode_window(self, pixels: torch.Tensor, proprio: torch.Tensor | None) -> list[FrameTokens]:
@@ -173,10 +178,30 @@ class VLAStructure(nn.Module, ABC):
         return self.encode_frame(pixels.flatten(0, 1), None if proprio is None else proprio.flatten(0, 1))
 
     @staticmethod
-    def continuous_loss(arm: torch.Tensor, gripper_logit: torch.Tensor,
-                        batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def continuous_loss(arm: torch.Tensor, gripper_logit: torch.Tensor, batch: dict[str, torch.Tensor],
+                        gripper_weight: float = DEFAULT_GRIPPER_WEIGHT) -> dict[str, torch.Tensor]:
         target = torch.nan_to_num(batch["actions"].to(arm.dtype))  # masked-out entries may hold padding NaN
-        return continuous_action_loss(arm, gripper_logit, target, batch["action_mask"].bool())
+        losses = continuous_action_loss(arm, gripper_logit, target, batch["action_mask"].bool(),
+                                        gripper_weight=gripper_weight)
+        return {**losses, "pred_arm": arm.detach(), "pred_gripper": torch.sigmoid(gripper_logit.detach())}
+
+    def over_histories(self, head, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run a causal temporal ``head`` (heads.TemporalHead) on per-frame features (B, T, H) so that the
+        output at step t sees only the ``config.window`` features ending at t, exactly like the policy's rolling
+        history at run time. Rows no longer than the window need one head pass; longer rows are cut into one
+        left-aligned history per step, whose last temporal output alone goes through the chunk MLP (the frames
+        are encoded once either way, only the small temporal part runs per step)."""
+        b, t = features.shape[:2]
+        window = self.config.window
+        if t <= window:
+            return head(features)
+        steps = torch.arange(t, device=features.device)
+        length = torch.clamp(steps + 1, max=window)  # frames in the history of each step
+        index = (steps - length + 1)[:, None] + torch.arange(window, device=features.device)[None]
+        histories = features[:, index.clamp(max=t - 1)]  # (B, T, window, H); past `length` unused (causal head)
+        fused = head.temporal(histories.flatten(0, 1))
+        last = fused[torch.arange(b * t, device=features.device), (length - 1).repeat(b)]
+        return tuple(out.unflatten(0, (b, t)) for out in head.out(last))
 
     def run_language(self, seq: TokenSequence) -> torch.Tensor:
         hidden, _ = self.backbone.language_forward(seq.embeds, seq.mask.long(), seq.position_ids, seq.vision)

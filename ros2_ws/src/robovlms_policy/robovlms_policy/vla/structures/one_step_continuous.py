@@ -5,6 +5,7 @@ from typing import Any
 
 import torch
 
+from ..losses import DEFAULT_GRIPPER_WEIGHT
 from .base import ActionPrediction, Prompt, VLAStructure
 from .heads import ChunkMLP
 
@@ -26,7 +27,7 @@ class OneStepContinuous(VLAStructure):
         arm, logit = self.head(features.unflatten(0, (b, w)))
         return arm, logit
 
-    def compute_loss(self, batch):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch)
+        return self.continuous_loss(arm, logit, batch, gripper_weight)

@@ -10,7 +10,7 @@ import torch
 
 from ..action_codec import ActionCodec, ActionStatistics
 from ..backbones.base import VisionContext
-from ..losses import discrete_action_loss
+from ..losses import DEFAULT_GRIPPER_WEIGHT, discrete_action_loss
 from .base import ActionPrediction, FrameTokens, NonFiniteActionError, Prompt, VLAStructure
 
 
@@ -66,7 +66,10 @@ class OneStepDiscrete(VLAStructure):
         logits = self.action_logits(prompt.repeat(w), self.frame_batch(pixels, proprio), target_ids.flatten(0, 1))
         return logits.unflatten(0, (b, w))
 
-    def compute_loss(self, batch):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
+        if gripper_weight != DEFAULT_GRIPPER_WEIGHT:
+            raise ValueError("one_step_discrete has no gripper loss weight: the gripper is one of its action "
+                             "tokens, weighted like the others")
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         mask = batch["action_mask"].bool()
         targets = self.target_ids(batch["actions"], mask)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..losses import DEFAULT_GRIPPER_WEIGHT
 from .base import ActionPrediction, FrameTokens, Prompt, VLAStructure
 from .heads import build_policy_head
 
@@ -23,11 +24,11 @@ class PolicyHeadContinuous(VLAStructure):
         return ActionPrediction(arm[:, -1], torch.sigmoid(logit[:, -1]))
 
     def forward(self, pixels, prompt, proprio=None):
-        b, w = pixels.shape[:2]
-        features = self.lrn_feature(prompt.repeat(w), self.frame_batch(pixels, proprio))
-        return self.head(features.unflatten(0, (b, w)))
+        b, t = pixels.shape[:2]
+        features = self.lrn_feature(prompt.repeat(t), self.frame_batch(pixels, proprio))
+        return self.over_histories(self.head, features.unflatten(0, (b, t)))
 
-    def compute_loss(self, batch):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch)
+        return self.continuous_loss(arm, logit, batch, gripper_weight)

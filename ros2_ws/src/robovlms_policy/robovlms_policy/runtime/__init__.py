@@ -1,0 +1,1 @@
+"""The policy node's decisions without ROS: chunk strategies and PolicyCore."""

@@ -1,0 +1,65 @@
+"""The trial bag format: rosbag2 (MCAP) of raw CDR messages, written and typed with the `rosbags` library
+(rosbag2 itself is not on PyPI). Bags written here open with `ros2 bag info/play` on a system ROS 2 and with
+rosbags/mcap readers anywhere; the trial recorder writes them and training reads them with the same types.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+from rosbags.typesys.store import Typestore
+
+
+def make_typestore(interface_dirs: list[Path]) -> Typestore:
+    """The ROS 2 Kilted standard types plus every .msg found under ``interface_dirs`` (<share>/<package>)."""
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    custom = {}
+    for package_dir in interface_dirs:
+        for msg_file in sorted(package_dir.glob("msg/*.msg")):
+            name = f"{package_dir.name}/msg/{msg_file.stem}"
+            custom.update(get_types_from_msg(msg_file.read_text(), name))
+    typestore.register(custom)
+    return typestore
+
+
+def suite_typestore() -> Typestore:
+    """The standard types plus robovlms_msgs, from the installed share directory or, failing that, the sources
+    (reading bags needs no built workspace)."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        try:
+            return make_typestore([Path(get_package_share_directory("robovlms_msgs"))])
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    source = Path(__file__).resolve().parents[3] / "robovlms_msgs"
+    if not (source / "msg").is_dir():
+        raise FileNotFoundError("robovlms_msgs interfaces not found: source the workspace (scripts/env.sh) first")
+    return make_typestore([source])
+
+
+class TrialBag:
+    """One rosbag2 directory being written; topics are added on first use."""
+
+    def __init__(self, path: Path, typestore: Typestore) -> None:
+        self.path = path
+        self._typestore = typestore
+        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections = {}
+        self.message_counts: dict[str, int] = {}
+
+    def write(self, topic: str, msgtype: str, stamp_ns: int, cdr: bytes) -> None:
+        """Append one serialised (CDR) message received at ``stamp_ns``."""
+        connection = self._connections.get(topic)
+        if connection is None:
+            connection = self._writer.add_connection(topic, msgtype, typestore=self._typestore)
+            self._connections[topic] = connection
+            self.message_counts[topic] = 0
+        self._writer.write(connection, stamp_ns, cdr)
+        self.message_counts[topic] += 1
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,61 @@
+"""`make train-default` end to end at toy scale: every stage runs, the export reloads through the policy API with
+the trained weights, and a rerun resumes without redoing a stage or losing its record from the model card."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from robovlms_policy.vla.policy import VLAPolicy
+from robovlms_training.default_recipe import MODEL_CARD, RECIPE, TRAINING_RECORD, Round, run
+
+TOY = replace(RECIPE, image_size=32, demo_episodes_per_task=1, rounds=(Round(3, 1e-3), Round(2, 1e-4, 1)),
+              batch_size=2, segment=4, warmup_steps=1, twin_eval_every=0, workers=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    work, out = tmp_path_factory.mktemp("work"), tmp_path_factory.mktemp("out")
+    record = run(work, out, TOY, progress=False)
+    return work, out, record
+
+
+def test_every_stage_runs_and_the_export_is_the_last_round(trained):
+    work, out, record = trained
+    kinds = [next(k for k in ("demos", "dagger_round", "round") if k in s) for s in record["stages"]]
+    assert kinds == ["demos", "round", "dagger_round", "round"]
+    assert json.loads((out / TRAINING_RECORD).read_text()) == json.loads(json.dumps(record))
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (out / name).read_bytes() == (work / "round_1" / name).read_bytes()
+    assert (work / "round_0" / "model.safetensors").read_bytes() != (out / "model.safetensors").read_bytes()
+    card = (out / MODEL_CARD).read_text()
+    assert "make train-default" in card and "round 1: 2 steps" in card and "DAgger round 1" in card
+
+
+def test_the_export_reloads_through_the_policy_api_with_the_trained_actions(trained):
+    work, out, _ = trained
+    exported, trained_round = VLAPolicy.from_checkpoint(out), VLAPolicy.from_checkpoint(work / "round_1")
+    untrained = VLAPolicy.from_checkpoint(work / "init")
+    assert exported.config.proprio_layout and exported.image_size == 32
+    rng = np.random.default_rng(0)
+    frames = {name: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for name in exported.camera_names}
+    proprio = np.concatenate([[0.45, 0.0, 0.35], [1, 0, 0], [0, -1, 0], [0.0]])
+    outputs = []
+    for policy in (exported, trained_round, untrained):
+        policy.reset("press the button")
+        outputs.append(policy.step(frames, proprio))
+    np.testing.assert_array_equal(outputs[0].arm, outputs[1].arm)
+    np.testing.assert_array_equal(outputs[0].gripper, outputs[1].gripper)
+    assert not np.array_equal(outputs[0].arm, outputs[2].arm)
+
+
+def test_a_rerun_resumes_and_keeps_every_stage_in_the_record(trained, capsys):
+    work, out, record = trained
+    before = (out / "model.safetensors").read_bytes()
+    again = run(work, out, TOY, progress=False)
+    printed = capsys.readouterr().out
+    assert printed.count("already done") == 5  # init, demos, round 0, DAgger 1, round 1
+    assert again["stages"] == record["stages"] and again["hours"] == pytest.approx(record["hours"])
+    assert (out / "model.safetensors").read_bytes() == before
