@@ -21,7 +21,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SETTINGS = ("default", "unseen_colors", "distractors", "paraphrase")
+from robovlms_twin.tasks import VARIATIONS
+
 CARD_START, CARD_END = "<!-- evaluation -->", "<!-- /evaluation -->"
 
 
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="", help="default: the shipped twin_default")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per task and setting")
     parser.add_argument("--seed", type=int, default=0, help="first evaluation seed")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default=",".join(VARIATIONS))
     parser.add_argument("--execution-strategy", default="replan")
     parser.add_argument("--out", type=Path, default=Path("runs") / time.strftime("eval-%Y%m%d-%H%M%S"))
     parser.add_argument("--model-card", type=Path, help="MODEL_CARD.md to write the table into")

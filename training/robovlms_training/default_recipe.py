@@ -26,9 +26,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from robovlms_twin.tasks import TRAIN_SEED_BASE
+
 from .module import OptimizerConfig
 from .train import TrainSettings, quiet_lightning, train
-from .twin_collect import TRAIN_SEED_BASE, CollectConfig, Job, collect, seeds_for
+from .twin_collect import CollectConfig, Job, collect, seeds_for
 
 MODEL_CARD = "MODEL_CARD.md"
 TRAINING_RECORD = "training.json"
@@ -197,7 +199,8 @@ def model_card(record: dict, evaluation: str) -> str:
           f"every state; the policy's success there: " + ", ".join(f"{t} {r:.0%}" for t, r in
                                                                     d["policy_success_on_training_seeds"].items())
           for d in dagger],
-        "- training seeds start at 1 000 000; evaluation uses seeds from 0, so no evaluation layout was trained on",
+        f"- training seeds start at {TRAIN_SEED_BASE:,}; evaluation uses seeds from 0, so no evaluation layout was "
+        "trained on",
         "- the paraphrased instructions, the unseen colours and the distractors are never in the training data",
         "",
         "## Training",

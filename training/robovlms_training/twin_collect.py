@@ -17,10 +17,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from robovlms_twin.tasks import TRAIN_SEED_BASE
+
 from .episode_store import EpisodeStore
 from .twin_rollouts import NoisyExpert, PolicyCommander, RolloutResult, RolloutSettings, run_episode
-
-TRAIN_SEED_BASE = 1_000_000
 
 
 @dataclass(frozen=True)

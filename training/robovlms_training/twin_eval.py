@@ -12,7 +12,7 @@ import numpy as np
 
 from .twin_rollouts import PolicyCommander, RolloutSettings, run_episode
 
-EVAL_SEED_BASE = 0  # evaluation seeds: 0, 1, ... (training seeds start at twin_collect.TRAIN_SEED_BASE)
+EVAL_SEED_BASE = 0  # evaluation seeds: 0, 1, ... (training seeds start at robovlms_twin.tasks.TRAIN_SEED_BASE)
 
 
 @dataclass

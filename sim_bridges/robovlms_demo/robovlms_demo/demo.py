@@ -32,14 +32,12 @@ from robovlms_policy.runtime.chunk_strategies import STRATEGIES
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
 from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.sim_cell import compose_sim_cell
-from robovlms_twin.tasks import TASKS
+from robovlms_twin.tasks import TASKS, TRAIN_SEED_BASE
 
 SERVICE_TIMEOUT_S = 15.0
 # The same parameter files as kinova_sim.launch.py, in the same order (twin.yaml's driver section wins).
 CONFIG_FILES = ("kinova_driver.yaml", "twin.yaml", "policy_node.yaml", "trial_recorder.yaml")
 DEFAULT_CHECKPOINT = "twin_default"  # under robovlms_policy's share/checkpoints (made by `make train-default`)
-# Training seeds start here (robovlms_training.twin_collect.TRAIN_SEED_BASE): evaluation stays below.
-TRAIN_SEED_BASE = 1_000_000
 
 
 def default_checkpoint() -> Path:

@@ -20,6 +20,8 @@ LIFT_HEIGHT = 0.05  # m of the block's bottom face above the table
 PUSH_DISTANCE = 0.06  # m along +y from the block's initial position
 
 VARIATIONS = ("default", "unseen_colors", "distractors", "paraphrase")
+# Seeds from here on are training layouts (robovlms_training); evaluation (make demo, twin_eval) stays below.
+TRAIN_SEED_BASE = 1_000_000
 
 # Fixtures' nominal table positions and the region blocks are dropped into (all within easy reach).
 _CABINET_XY = np.array([0.52, 0.28])
