@@ -17,6 +17,7 @@ PACKAGES = {
     "robovlms_policy": REPO / "ros2_ws/src/robovlms_policy/robovlms_policy",
     "robovlms_twin": REPO / "sim_bridges/robovlms_twin/robovlms_twin",
     "robovlms_demo": REPO / "sim_bridges/robovlms_demo/robovlms_demo",
+    "robovlms_calvin": REPO / "sim_bridges/robovlms_calvin/robovlms_calvin",
     "robovlms_training": REPO / "training/robovlms_training",
 }
 ROS_MODULES = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs", "builtin_interfaces",
@@ -37,6 +38,8 @@ RULES = [
     ("robovlms_twin", {"torch", "transformers", "lightning", "robovlms_policy", "robovlms_demo",
                        "robovlms_training"}),
     ("robovlms_training", {"robovlms_policy.node", "robovlms_demo", "robovlms_drivers"}),
+    # A CALVIN user needs neither the twin (mujoco) nor the twin's demo; the model loads in the policy node.
+    ("robovlms_calvin", HEAVY | {"robovlms_twin", "robovlms_training", "robovlms_demo.demo", "robovlms_policy.vla"}),
 ]
 
 

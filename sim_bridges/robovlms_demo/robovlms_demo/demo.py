@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import rclpy
 from ament_index_python.packages import get_package_share_directory
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from robovlms_demo.expert_commander import ExpertCommander
+from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, policy_node
 from robovlms_demo.report import EpisodeResult, write_report
-from robovlms_io import names, qos
-from robovlms_msgs.msg import EpisodeInfo
+from robovlms_io import names
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
 from robovlms_policy.runtime.chunk_strategies import STRATEGIES
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
@@ -34,7 +32,6 @@ from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.sim_cell import compose_sim_cell
 from robovlms_twin.tasks import TASKS, TRAIN_SEED_BASE
 
-SERVICE_TIMEOUT_S = 15.0
 # The same parameter files as kinova_sim.launch.py, in the same order (twin.yaml's driver section wins).
 CONFIG_FILES = ("kinova_driver.yaml", "twin.yaml", "policy_node.yaml", "trial_recorder.yaml")
 DEFAULT_CHECKPOINT = "twin_default"  # under robovlms_policy's share/checkpoints (made by `make train-default`)
@@ -78,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-class DemoGraph:
+class DemoGraph(OperatorGraph):
     """The demo's nodes on one executor thread, plus an operator node that talks to them over DDS."""
 
     def __init__(self, context, args: argparse.Namespace) -> None:
@@ -89,51 +86,15 @@ class DemoGraph:
         sim = compose_sim_cell(context, self.cell, bridge_parameters=[
             Parameter("image_size", value=args.image_size), Parameter("task", value=first),
             Parameter("seed", value=args.seed), Parameter("variation", value=args.variation)])
-        self.nodes: list[Node] = [*sim.nodes, self._commander(context, args), self.recorder]
-        self.operator = Node("demo_operator", context=context)
-        self.latest_info: EpisodeInfo | None = None
-        self.operator.create_subscription(EpisodeInfo, names.EPISODE_INFO_TOPIC, self._on_info, qos.RELIABLE)
-        self.clients = {name: self.operator.create_client(kind, name) for name, kind in (
-            (names.RESET_EPISODE_SERVICE, ResetEpisode), ("trial/start", StartTrial), ("trial/stop", StopTrial),
-            ("trial/label", LabelTrial))}
-        # One executor thread: rclpy's MultiThreadedExecutor busy-waits when callbacks are blocked by their
-        # group, which measurably starved physics, rendering and inference here.
-        self.executor = SingleThreadedExecutor(context=context)
-        for node in self.nodes + [self.operator]:
-            self.executor.add_node(node)
-        self._thread = threading.Thread(target=self.executor.spin, name="demo-executor", daemon=True)
+        super().__init__(context, [*sim.nodes, self._commander(context, args), self.recorder], TRIAL_SERVICES)
 
     def _commander(self, context, args: argparse.Namespace) -> Node:
         if args.commander == "expert":
             return ExpertCommander(self.cell, context=context)
-        from robovlms_policy.node.policy_node import PolicyNode  # loads torch only when a model is used
-        return PolicyNode(context=context, parameter_overrides=[
-            Parameter("checkpoint", value=args.checkpoint),
-            Parameter("execution_strategy", value=args.execution_strategy)])
-
-    def _on_info(self, msg: EpisodeInfo) -> None:
-        self.latest_info = msg
-
-    def start(self) -> None:
-        self._thread.start()
-        for name, client in self.clients.items():
-            if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
-                raise RuntimeError(f"service {name} did not come up within {SERVICE_TIMEOUT_S:.0f} s")
-
-    def call(self, name: str, request):
-        future = self.clients[name].call_async(request)
-        deadline = time.monotonic() + SERVICE_TIMEOUT_S
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"service {name} did not answer within {SERVICE_TIMEOUT_S:.0f} s")
-            time.sleep(0.01)
-        return future.result()
+        return policy_node(context, args.checkpoint, args.execution_strategy)
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(timeout=10)
-        for node in reversed(self.nodes + [self.operator]):
-            node.destroy_node()
+        super().close()
         self.cell.close()
 
 

@@ -99,3 +99,31 @@ def yaw_matrix(yaw: float) -> np.ndarray:
     """Rotation about the z axis."""
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def euler_to_matrix(roll_pitch_yaw: Any) -> np.ndarray:
+    """Matrix of fixed-axis roll, pitch, yaw (rotate about x, then y, then z of the fixed frame:
+    R = Rz(yaw) Ry(pitch) Rx(roll); the convention of pybullet's getQuaternionFromEuler and CALVIN)."""
+    roll, pitch, yaw = (float(v) for v in np.asarray(roll_pitch_yaw, dtype=np.float64).reshape(3))
+    cr, sr, cp, sp, cy, sy = (math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch), math.cos(yaw),
+                              math.sin(yaw))
+    return np.array([
+        [cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr],
+        [sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr],
+        [-sp, cp * sr, cp * cr],
+    ])
+
+
+def matrix_to_euler(matrix: Any) -> np.ndarray:
+    """Roll, pitch, yaw (euler_to_matrix's convention) of a rotation matrix; pitch in [-pi/2, pi/2]."""
+    m = np.asarray(matrix, dtype=np.float64).reshape(3, 3)
+    pitch = math.asin(max(-1.0, min(1.0, -m[2, 0])))
+    if abs(m[2, 0]) < 1.0 - 1e-9:
+        return np.array([math.atan2(m[2, 1], m[2, 2]), pitch, math.atan2(m[1, 0], m[0, 0])])
+    # Gimbal lock: only roll - yaw (or roll + yaw) is defined; put it all in roll.
+    return np.array([math.atan2(-m[1, 2], m[1, 1]), pitch, 0.0])
+
+
+def wrap_angle(angle: Any) -> np.ndarray:
+    """Angles wrapped to [-pi, pi)."""
+    return (np.asarray(angle, dtype=np.float64) + math.pi) % (2 * math.pi) - math.pi

@@ -1,0 +1,1 @@
+"""CALVIN through ROS 2: the bridge, the driver's calvin backend and the long-horizon protocol."""

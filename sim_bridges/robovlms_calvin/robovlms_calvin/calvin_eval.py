@@ -1,0 +1,183 @@
+"""robovlms-calvin-eval: CALVIN's long-horizon protocol through the ROS graph, and merging shard results.
+
+    robovlms-calvin-eval run --checkpoint CKPT [--chains N] [--shard I/N] [--record] [--out DIR]
+    robovlms-calvin-eval merge OUT SHARD_DIR...
+
+``run`` hosts the CALVIN cell (calvin_bridge + the Kinova driver on the calvin backend), the policy node and,
+with --record, the trial recorder in one process, and drives them over DDS only: reset_episode per subtask,
+the subtask's validation instruction on /instruction (through trial/start when recording, so every subtask
+is one rosbag2 trial), episode_info for the oracle's verdict and the step count.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+from robovlms_calvin.calvin_bridge_node import CONTINUE_CHAIN, MAX_SUBTASK_STEPS, START_CHAIN
+from robovlms_calvin.calvin_setup import CalvinUnavailable
+from robovlms_calvin.composition import compose_calvin_cell
+from robovlms_calvin.protocol import ChainResult, SubtaskOutcome, evaluate, merge_results, select_chains, write_results
+from robovlms_calvin.sequences import NUM_CHAINS, Chain, evaluation_chains
+from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, policy_node
+from robovlms_io import names, qos
+from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+
+CALVIN_CONTROL_RATE = 10.0  # the policy node's rate: one command per CALVIN step
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        shard, shards = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes I/N (e.g. 0/4), not {text!r}") from None
+    return shard, shards
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="robovlms-calvin-eval", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="evaluate a checkpoint on CALVIN chains through ROS")
+    run.add_argument("--checkpoint", required=True, help="policy checkpoint directory (CALVIN-trained)")
+    run.add_argument("--chains", type=int, default=NUM_CHAINS, help="the first N of CALVIN's 1000 chains")
+    run.add_argument("--shard", type=parse_shard, default=(0, 1), help="I/N: this machine's part of the chains")
+    run.add_argument("--max-steps", type=int, default=MAX_SUBTASK_STEPS, help="steps per subtask (CALVIN: 360)")
+    run.add_argument("--calvin-env-dir", default=os.environ.get("CALVIN_ENV_DIR", ""))
+    run.add_argument("--calvin-dir", default=os.environ.get("CALVIN_DIR", ""))
+    run.add_argument("--dataset-dir", default="", help="CALVIN dataset whose validation env config to use")
+    run.add_argument("--execution-strategy", default="replan")
+    run.add_argument("--record", action="store_true", help="record every subtask as a rosbag2 trial")
+    run.add_argument("--out", type=Path, default=None, help="output directory (default runs/calvin-<time>)")
+    merge = commands.add_parser("merge", help="combine the results of shards of one run")
+    merge.add_argument("out", type=Path)
+    merge.add_argument("shards", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        if not 1 <= args.chains <= NUM_CHAINS:
+            parser.error(f"--chains must be in 1..{NUM_CHAINS}")
+        if args.max_steps < 1:
+            parser.error("--max-steps must be at least 1")
+        args.out = args.out or Path("runs") / time.strftime("calvin-%Y%m%d-%H%M%S")
+    return args
+
+
+class RosSubtaskRunner:
+    """Runs each subtask through the graph's services and topics."""
+
+    def __init__(self, graph: OperatorGraph, recorder, max_steps: int) -> None:
+        self.graph, self.recorder, self.max_steps = graph, recorder, max_steps
+        self.instruction_pub = graph.operator.create_publisher(String, names.INSTRUCTION_TOPIC, qos.LATCHED)
+
+    def run_subtask(self, chain: Chain, position: int, subtask: str) -> SubtaskOutcome:
+        variation = START_CHAIN if position == 0 else CONTINUE_CHAIN
+        self._idle()  # the policy is reset per subtask, as in CALVIN: idle, then the new instruction
+        previous = self.graph.latest_info.episode_id if self.graph.latest_info is not None else 0
+        reset = self.graph.call(names.RESET_EPISODE_SERVICE,
+                                ResetEpisode.Request(task=subtask, seed=chain.index, variation=variation))
+        if not reset.success:
+            raise RuntimeError(f"reset_episode(chain {chain.index}, {subtask}) failed: {reset.message}")
+        started = time.monotonic()
+        trial_id = ""
+        if self.recorder is not None:
+            start = self.graph.call("trial/start", StartTrial.Request(
+                instruction=reset.instruction, task=subtask, setting=f"calvin_chain_{chain.index}",
+                max_steps=self.max_steps))
+            if not start.success:
+                raise RuntimeError(f"trial/start failed: {start.message}")
+            trial_id = start.trial_id
+        else:
+            self.instruction_pub.publish(String(data=reset.instruction))
+        info = self._wait_for_end(previous, started)
+        if self.recorder is not None:
+            self.graph.call("trial/stop", StopTrial.Request(reason="success" if info.success else "timeout"))
+            self.graph.call("trial/label", LabelTrial.Request(trial_id=trial_id, success=info.success,
+                                                              note="CALVIN task oracle"))
+        return SubtaskOutcome(subtask, reset.instruction, bool(info.success), int(info.step),
+                              time.monotonic() - started, trial_id)
+
+    def _idle(self) -> None:
+        if self.recorder is None:
+            self.instruction_pub.publish(String(data=""))
+
+    def _wait_for_end(self, previous_episode: int, started: float):
+        """Until the bridge reports success or the step limit in the new episode (it stops stepping then)."""
+        deadline = started + self.max_steps * 2.0 + 60.0  # generous: a slow machine, a slow model
+        while time.monotonic() < deadline:
+            info = self.graph.latest_info
+            if info is not None and info.episode_id > previous_episode and (
+                    info.success or info.step >= self.max_steps):
+                return info
+            time.sleep(0.02)
+        raise RuntimeError(f"the subtask did not end within {deadline - started:.0f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ament_index_python.packages import get_package_share_directory
+
+    config_dir = Path(get_package_share_directory("robovlms_bringup")) / "config"
+    files = ("kinova_driver.yaml", "calvin.yaml", "policy_node.yaml", "trial_recorder.yaml")
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args"] + [a for f in files for a in ("--params-file", str(config_dir / f))],
+               context=context)
+    graph = None
+    try:
+        cell = compose_calvin_cell(context, bridge_parameters=[
+            Parameter("calvin_env_dir", value=args.calvin_env_dir), Parameter("calvin_dir", value=args.calvin_dir),
+            Parameter("dataset_dir", value=args.dataset_dir), Parameter("max_subtask_steps", value=args.max_steps)])
+        nodes = [*cell.nodes, policy_node(context, args.checkpoint, args.execution_strategy)]
+        recorder = None
+        if args.record:
+            from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
+            recorder = TrialRecorderNode(context=context, parameter_overrides=[
+                Parameter("output_dir", value=str(args.out.resolve()))])
+            nodes.append(recorder)
+        services = TRIAL_SERVICES if recorder else {names.RESET_EPISODE_SERVICE: ResetEpisode}
+        graph = OperatorGraph(context, nodes, services)
+        graph.start()
+        chains = select_chains(evaluation_chains(NUM_CHAINS), args.chains, *args.shard)
+        print(f"calvin: {len(chains)} chain(s) (shard {args.shard[0]}/{args.shard[1]} of the first {args.chains}), "
+              f"checkpoint {args.checkpoint}, output {args.out}", flush=True)
+        results = evaluate(RosSubtaskRunner(graph, recorder, args.max_steps), chains, _progress)
+        meta = {"commander": f"policy ({args.execution_strategy})", "checkpoint": str(args.checkpoint),
+                "max_subtask_steps": args.max_steps, "shard": f"{args.shard[0]}/{args.shard[1]}",
+                "first_chains": args.chains, "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+        print(write_results(args.out, results, meta, f"CALVIN run {args.out.name}"))
+    except (CalvinUnavailable, RuntimeError, ValueError) as error:
+        print(f"robovlms-calvin-eval: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if graph is not None:
+            graph.close()
+        rclpy.try_shutdown(context=context)
+    return 0
+
+
+def _progress(result: ChainResult, results: list[ChainResult]) -> None:
+    done = [r.completed for r in results]
+    rates = " ".join(f"{k}/5 {sum(c >= k for c in done) / len(done):.0%}" for k in range(1, 6))
+    print(f"  chain {result.index:<4} completed {result.completed}/5   [{len(results)} done: {rates}]", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "merge":
+        try:
+            meta, results = merge_results(args.shards)
+        except ValueError as error:
+            print(f"robovlms-calvin-eval merge: {error}", file=sys.stderr)
+            return 1
+        print(write_results(args.out, results, meta, f"CALVIN run {args.out.name} ({len(args.shards)} shards)"))
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
