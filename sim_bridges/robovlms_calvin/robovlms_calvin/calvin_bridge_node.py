@@ -92,7 +92,9 @@ class CalvinBridge(Node):
         self.cell = cell if cell is not None else make_cell(paths, p.use_egl)
         self.instructions = instructions if instructions is not None else load_instructions(paths)
         self.period = 1.0 / p.control_rate
-        self._chain_index, self._episode_id, self._done = -1, 0, True
+        # Up front (once per machine ~1 min, then a cached file), not in the first reset_episode call.
+        self._chains = evaluation_chains(NUM_CHAINS)
+        self._chain_index, self._episode_id, self._done, self._success = -1, 0, True, False
         self._instruction = ""
         cameras = {c.name: c for c in getattr(self.cell.env, "cameras", [])}
         self._cameras = {}
@@ -112,9 +114,10 @@ class CalvinBridge(Node):
         with self.cell.lock:
             if not self._done:
                 self.cell.step(self.period)
-                self._done = self.cell.success() or self.cell.steps >= self.params.max_subtask_steps
+                self._success = self.cell.success()
+                self._done = self._success or self.cell.steps >= self.params.max_subtask_steps
             images = {name: self.cell.image(name) for name in self._cameras}
-            success, steps, subtask = self.cell.success(), self.cell.steps, self.cell.subtask
+            success, steps, subtask = self._success, self.cell.steps, self.cell.subtask
         stamp = self.get_clock().now().to_msg()
         for name, (image_pub, info_pub, camera, intrinsics) in self._cameras.items():
             image_pub.publish(rgb_to_image_msg(images[name], camera.encoding, camera.frame_id, stamp))
@@ -134,7 +137,7 @@ class CalvinBridge(Node):
                 raise ValueError(f"seed is the chain index, 0..{NUM_CHAINS - 1}; got {request.seed}")
             if variation == CONTINUE_CHAIN and request.seed != self._chain_index:
                 raise ValueError(f"chain {request.seed} was not started (current: {self._chain_index})")
-            chain = evaluation_chains(NUM_CHAINS)[request.seed]
+            chain = self._chains[request.seed]
             subtask = request.task or chain.subtasks[0]
             if subtask not in self.instructions:
                 raise ValueError(f"no validation instruction for subtask {subtask[:64]!r}")
@@ -142,7 +145,7 @@ class CalvinBridge(Node):
                 if variation == START_CHAIN:
                     self.cell.reset_chain(chain)
                 self.cell.start_subtask(subtask)
-                self._done = False
+                self._done, self._success = False, False
         except ValueError as error:
             response.success, response.message = False, str(error)
             self.get_logger().warning(f"reset_episode rejected: {error}")

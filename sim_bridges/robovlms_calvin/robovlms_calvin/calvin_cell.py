@@ -25,7 +25,6 @@ class CalvinCell:
     def __init__(self, env: Any, oracle: Any, base: BaseFrame) -> None:
         self.env, self.oracle, self.base = env, oracle, base
         self.lock = threading.RLock()
-        self.reset_count = 0
         self._linear, self._angular = np.zeros(3), np.zeros(3)
         self._closure: float | None = None
         self._gripper = GRIPPER_OPEN
@@ -61,7 +60,6 @@ class CalvinCell:
         self.set_twist(np.zeros(3), np.zeros(3))
         self._closure, self._gripper = None, GRIPPER_OPEN
         self.subtask, self.steps, self._start_info = "", 0, None
-        self.reset_count += 1
 
     def start_subtask(self, subtask: str) -> None:
         """Judge ``subtask`` from the current state on (CALVIN: start_info = env.get_info())."""

@@ -11,7 +11,6 @@ is one rosbag2 trial), episode_info for the oracle's verdict and the step count.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,11 +24,13 @@ from robovlms_calvin.calvin_setup import CalvinUnavailable
 from robovlms_calvin.composition import compose_calvin_cell
 from robovlms_calvin.protocol import ChainResult, SubtaskOutcome, evaluate, merge_results, select_chains, write_results
 from robovlms_calvin.sequences import NUM_CHAINS, Chain, evaluation_chains
-from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, policy_node
+from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, bringup_context, policy_node
 from robovlms_io import names, qos
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_policy.runtime.chunk_strategies import STRATEGIES
 
-CALVIN_CONTROL_RATE = 10.0  # the policy node's rate: one command per CALVIN step
+# The same parameter files as calvin.launch.py, in the same order (calvin.yaml's driver section wins).
+CONFIG_FILES = ("kinova_driver.yaml", "calvin.yaml", "policy_node.yaml", "trial_recorder.yaml")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -48,10 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--chains", type=int, default=NUM_CHAINS, help="the first N of CALVIN's 1000 chains")
     run.add_argument("--shard", type=parse_shard, default=(0, 1), help="I/N: this machine's part of the chains")
     run.add_argument("--max-steps", type=int, default=MAX_SUBTASK_STEPS, help="steps per subtask (CALVIN: 360)")
-    run.add_argument("--calvin-env-dir", default=os.environ.get("CALVIN_ENV_DIR", ""))
-    run.add_argument("--calvin-dir", default=os.environ.get("CALVIN_DIR", ""))
+    run.add_argument("--calvin-env-dir", default="", help="calvin_env checkout (default $CALVIN_ENV_DIR)")
+    run.add_argument("--calvin-dir", default="", help="mees/calvin checkout (default $CALVIN_DIR)")
     run.add_argument("--dataset-dir", default="", help="CALVIN dataset whose validation env config to use")
-    run.add_argument("--execution-strategy", default="replan")
+    run.add_argument("--execution-strategy", choices=STRATEGIES, default="replan")
     run.add_argument("--record", action="store_true", help="record every subtask as a rosbag2 trial")
     run.add_argument("--out", type=Path, default=None, help="output directory (default runs/calvin-<time>)")
     merge = commands.add_parser("merge", help="combine the results of shards of one run")
@@ -72,7 +73,9 @@ class RosSubtaskRunner:
 
     def __init__(self, graph: OperatorGraph, recorder, max_steps: int) -> None:
         self.graph, self.recorder, self.max_steps = graph, recorder, max_steps
-        self.instruction_pub = graph.operator.create_publisher(String, names.INSTRUCTION_TOPIC, qos.LATCHED)
+        # Without the recorder, the operator publishes the instructions (the recorder does it per trial).
+        self.instruction_pub = None if recorder is not None else graph.operator.create_publisher(
+            String, names.INSTRUCTION_TOPIC, qos.LATCHED)
 
     def run_subtask(self, chain: Chain, position: int, subtask: str) -> SubtaskOutcome:
         variation = START_CHAIN if position == 0 else CONTINUE_CHAIN
@@ -102,7 +105,7 @@ class RosSubtaskRunner:
                               time.monotonic() - started, trial_id)
 
     def _idle(self) -> None:
-        if self.recorder is None:
+        if self.instruction_pub is not None:
             self.instruction_pub.publish(String(data=""))
 
     def _wait_for_end(self, previous_episode: int, started: float):
@@ -118,15 +121,10 @@ class RosSubtaskRunner:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ament_index_python.packages import get_package_share_directory
-
-    config_dir = Path(get_package_share_directory("robovlms_bringup")) / "config"
-    files = ("kinova_driver.yaml", "calvin.yaml", "policy_node.yaml", "trial_recorder.yaml")
-    context = rclpy.Context()
-    rclpy.init(args=["--ros-args"] + [a for f in files for a in ("--params-file", str(config_dir / f))],
-               context=context)
+    context = bringup_context(CONFIG_FILES)
     graph = None
     try:
+        assert_domain_is_free(context)
         cell = compose_calvin_cell(context, bridge_parameters=[
             Parameter("calvin_env_dir", value=args.calvin_env_dir), Parameter("calvin_dir", value=args.calvin_dir),
             Parameter("dataset_dir", value=args.dataset_dir), Parameter("max_subtask_steps", value=args.max_steps)])

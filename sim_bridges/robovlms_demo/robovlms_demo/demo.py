@@ -11,18 +11,17 @@ trial/label and episode_info. Output: ``runs/<timestamp>/`` with one folder per 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-import rclpy
 from ament_index_python.packages import get_package_share_directory
+import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from robovlms_demo.expert_commander import ExpertCommander
-from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, policy_node
+from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, bringup_context, policy_node
 from robovlms_demo.report import EpisodeResult, write_report
 from robovlms_io import names
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
@@ -98,24 +97,6 @@ class DemoGraph(OperatorGraph):
         self.cell.close()
 
 
-def assert_domain_is_free(context, wait_s: float = 3.0) -> None:
-    """Refuse to start next to another graph (a second demo, a real cell) on the same DDS domain: their
-    services and topics would mix into this run's trials."""
-    probe = Node("demo_probe", context=context)
-    try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            served = {name for name, _ in probe.get_service_names_and_types()}
-            clash = sorted(served & {"/trial/start", "/" + names.RESET_EPISODE_SERVICE})
-            if clash:
-                raise RuntimeError(f"{', '.join(clash)} already served on ROS_DOMAIN_ID "
-                                   f"{os.environ.get('ROS_DOMAIN_ID', '0')}: another graph is running there; "
-                                   "stop it or run the demo with another ROS_DOMAIN_ID")
-            time.sleep(0.1)
-    finally:
-        probe.destroy_node()
-
-
 def run_episode(graph: DemoGraph, task: str, seed: int, args) -> EpisodeResult:
     """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
     recorder = graph.recorder
@@ -149,10 +130,7 @@ def run_episode(graph: DemoGraph, task: str, seed: int, args) -> EpisodeResult:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config_dir = Path(get_package_share_directory("robovlms_bringup")) / "config"
-    ros_args = ["--ros-args"] + [arg for name in CONFIG_FILES for arg in ("--params-file", str(config_dir / name))]
-    context = rclpy.Context()
-    rclpy.init(args=ros_args, context=context)
+    context = bringup_context(CONFIG_FILES)
     graph = None
     try:
         assert_domain_is_free(context)

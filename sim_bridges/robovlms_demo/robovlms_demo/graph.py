@@ -3,9 +3,14 @@ the nodes on one executor thread, the operator's service clients with timeouts. 
 CALVIN evaluation."""
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
+from typing import Sequence
 
+import rclpy
+from ament_index_python.packages import get_package_share_directory
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -18,6 +23,34 @@ SERVICE_TIMEOUT_S = 15.0
 # The operator's services: the sim's reset and the trial recorder's.
 TRIAL_SERVICES = {names.RESET_EPISODE_SERVICE: ResetEpisode, "trial/start": StartTrial, "trial/stop": StopTrial,
                   "trial/label": LabelTrial}
+
+
+def bringup_context(config_files: Sequence[str]) -> rclpy.Context:
+    """An initialised rclpy context whose nodes read robovlms_bringup's parameter files, in order (as the
+    launch files give them), so a one-process graph is configured like the launched one."""
+    config_dir = Path(get_package_share_directory("robovlms_bringup")) / "config"
+    context = rclpy.Context()
+    rclpy.init(args=["--ros-args"] + [arg for name in config_files for arg in ("--params-file", str(config_dir / name))],
+               context=context)
+    return context
+
+
+def assert_domain_is_free(context, wait_s: float = 3.0) -> None:
+    """Refuse to start next to another graph (a second demo, a real cell) on the same DDS domain: their
+    services and topics would mix into this run's trials."""
+    probe = Node("graph_probe", context=context)
+    try:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            served = {name for name, _ in probe.get_service_names_and_types()}
+            clash = sorted(served & {"/trial/start", "/" + names.RESET_EPISODE_SERVICE})
+            if clash:
+                raise RuntimeError(f"{', '.join(clash)} already served on ROS_DOMAIN_ID "
+                                   f"{os.environ.get('ROS_DOMAIN_ID', '0')}: another graph is running there; "
+                                   "stop it or run this one with another ROS_DOMAIN_ID")
+            time.sleep(0.1)
+    finally:
+        probe.destroy_node()
 
 
 def policy_node(context, checkpoint: str, execution_strategy: str) -> Node:
