@@ -37,7 +37,10 @@ RULES = [
     ("robovlms_policy.runtime", ROS_MODULES | HEAVY | {"robovlms_policy.node", "robovlms_policy.trials"}),
     ("robovlms_twin", {"torch", "transformers", "lightning", "robovlms_policy", "robovlms_demo",
                        "robovlms_training"}),
-    ("robovlms_training", {"robovlms_policy.node", "robovlms_demo", "robovlms_drivers"}),
+    # CALVIN's dataset reader uses the bridge's one conversion module, never the ROS side of the bridge.
+    ("robovlms_training", {"robovlms_policy.node", "robovlms_demo", "robovlms_drivers"}
+     | {f"robovlms_calvin.{m}" for m in ("calvin_bridge_node", "calvin_backend", "calvin_cell", "composition",
+                                         "protocol", "calvin_eval", "calvin_setup", "sequences")}),
     # A CALVIN user needs neither the twin (mujoco) nor the twin's demo; the model loads in the policy node.
     ("robovlms_calvin", HEAVY | {"robovlms_twin", "robovlms_training", "robovlms_demo.demo", "robovlms_policy.vla"}),
 ]

@@ -8,7 +8,8 @@ t..t+chunk-1; actions past the episode end are zero and masked out, as are conte
 (rows are padded at the end to one length).
 
 Frames are kept as uint8 at the checkpoint's image size (resized exactly as the policy resizes,
-``vla.policy.resize_rgb``); ``FrameProcessor`` turns a batch of them into normalised pixels, with random-shift
+``vla.policy.resize_rgb``; frames read lazily from disk, as a CALVIN split's, are resized per row);
+``FrameProcessor`` turns a batch of them into normalised pixels, with random-shift
 and colour-jitter augmentation when training. Actions are converted to the embodiment's dataset units and
 normalised with the checkpoint's ActionCodec; proprioception is standardised with its statistics.
 """
@@ -81,8 +82,8 @@ class WindowDataset(Dataset):
         self.camera_names = list(camera_names)
         self.window, self.chunk, self.segment = window, chunk, segment
         self.episodes = list(episodes)
-        self._frames = [np.stack([_at_size(e.frames[c], image_size) for c in camera_names], axis=1)
-                        for e in self.episodes]  # (T, cameras, S, S, 3) uint8
+        # (T, cameras, S, S, 3) uint8, indexable by an array of steps
+        self._frames = [_camera_stack(e.frames, self.camera_names, image_size) for e in self.episodes]
         self._actions = [codec.normalize(command_to_dataset_units(codec.embodiment, e.actions)).astype(np.float32)
                          for e in self.episodes]
         self._proprio = None if proprio is None else [proprio.normalize(e.proprio).astype(np.float32)
@@ -124,6 +125,23 @@ def _at_size(frames: np.ndarray, size: int) -> np.ndarray:
     if frames.shape[1:3] == (size, size):
         return frames
     return np.stack([resize_rgb(f, size) for f in frames])
+
+
+class _LazyCameraStack:
+    """The cameras' frames of an episode read from disk (e.g. a CALVIN split) only for the rows used."""
+
+    def __init__(self, frames: dict, camera_names: list[str], size: int) -> None:
+        self.frames, self.camera_names, self.size = frames, camera_names, size
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return np.stack([_at_size(self.frames[c][rows], self.size) for c in self.camera_names], axis=1)
+
+
+def _camera_stack(frames: dict, camera_names: list[str], size: int) -> np.ndarray | _LazyCameraStack:
+    """In-memory recordings are resized once up front; lazily read ones per row."""
+    if all(isinstance(frames[c], np.ndarray) for c in camera_names):
+        return np.stack([_at_size(frames[c], size) for c in camera_names], axis=1)
+    return _LazyCameraStack(frames, camera_names, size)
 
 
 class WindowCollator:

@@ -53,7 +53,7 @@ class Episode:
     instruction: str
     task: str
     success: bool | None  # None: the trial was never labelled
-    frames: dict[str, np.ndarray]  # camera name -> uint8 (T, H, W, 3) RGB
+    frames: dict[str, np.ndarray]  # camera name -> uint8 (T, H, W, 3) RGB (or read on access: CalvinFrames)
     actions: np.ndarray  # float64 (T, 7): dx, dy, dz [m], drx, dry, drz [rad] per period, gripper closure [0, 1]
     proprio: np.ndarray | None = None  # float64 (T, 10) ee_pose_gripper layout, None when not recorded
     skipped_commands: int = 0

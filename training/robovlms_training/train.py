@@ -1,9 +1,10 @@
 """robovlms-train: fine-tune a VLA checkpoint on recorded trials and write a new checkpoint the policy node loads.
 
-Data: trial run directories recorded as rosbags (``make demo``, the trial recorder) and episode stores written
-by ``robovlms-twin-collect``, in any mix. Action statistics (1st / 99th percentiles, with a floor on each
+Data: trial run directories recorded as rosbags (``make demo``, the trial recorder), episode stores written
+by ``robovlms-twin-collect`` and CALVIN split directories (``task_ABC_D/training``), in any mix. Action statistics (1st / 99th percentiles, with a floor on each
 dimension's range) and, for checkpoints with proprioception, its mean / std replace the initial checkpoint's
-unless ``keep_statistics`` (continuing from a trained checkpoint). A validation split by seed is scored every
+unless ``keep_statistics`` (continuing from a trained checkpoint). A validation split by seed (or the given
+validation data, e.g. CALVIN's validation split) is scored every
 ``val_every`` steps; the best and the periodic checkpoints are written under OUT_DIR/checkpoints, the final
 one to OUT_DIR. Logs (CSV and TensorBoard) stay under OUT_DIR/train_logs; nothing is downloaded.
 """
@@ -33,8 +34,8 @@ from robovlms_policy.vla.proprio import ProprioNormalizer
 
 from .augment import AugmentConfig, FrameProcessor
 from .dataset import WindowCollator, WindowDataset, action_statistics, proprio_statistics, split_by_seed
-from .episode_store import MANIFEST, load_store
-from .episodes import DEFAULT_CAMERA_TOPICS, Episode, EpisodeError, load_episodes
+from .episodes import Episode, EpisodeError
+from .sources import default_topics, read_sources
 from .module import OptimizerConfig, VLAFineTuner
 
 LOG_DIR = "train_logs"
@@ -46,9 +47,13 @@ DEFAULT_MIN_RANGE = (0.01, 0.01, 0.01, 0.05, 0.05, 0.05)
 @dataclass
 class TrainSettings:
     max_steps: int = 200
+    epochs: float = 0.0  # > 0: train this many passes over the training rows instead of max_steps
+    warmup_epochs: float = 0.0  # > 0: the learning-rate warm-up in passes (replaces optim.warmup_steps)
     batch_size: int = 8
     segment: int = 16  # supervised steps per batch row (each with its full history)
     validation_fraction: float = 0.1
+    validation_data: list[str | Path] | None = None  # validation episodes from here instead of a split
+    calvin_scenes: tuple[str, ...] | None = None  # CALVIN annotations of these scenes only (None: all)
     val_every: int = 0  # optimiser steps between validations (0: only at the end)
     save_every: int = 0  # optimiser steps between kept checkpoints (0: none besides best and final)
     include_failures: bool = False
@@ -56,6 +61,8 @@ class TrainSettings:
     min_range: tuple[float, ...] = DEFAULT_MIN_RANGE
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
     accelerator: str = "auto"
+    precision: str = "32-true"  # Lightning precision, e.g. bf16-mixed on a GPU
+    gradient_clip: float = 0.0  # clip the gradient norm to this (0: no clipping)
     seed: int = 0
     num_workers: int = 0
     progress_bar: bool = False
@@ -86,17 +93,6 @@ class TrainSummary:
         return (f"trained {self.steps} steps on {self.samples} rows from {self.episodes} episode(s) in "
                 f"{self.seconds:.1f} s ({self.samples_per_second:.1f} supervised steps/s); loss {first:.4f} -> "
                 f"{last:.4f}" + (f"; validation: {val}" if val else "") + f"; checkpoint: {self.out_dir}")
-
-
-def read_sources(paths: Sequence[str | Path], include_failures: bool,
-                 camera_topics: dict[str, str]) -> list[Episode]:
-    """Episodes of every path: an episode store (has manifest.json) or trial / run directories of bags."""
-    stores = [Path(p) for p in paths if (Path(p) / MANIFEST).is_file()]
-    bags = [p for p in paths if Path(p) not in stores]
-    episodes = load_store(stores, include_failures=True) if stores else []
-    if bags:
-        episodes += load_episodes(bags, include_failures, camera_topics)
-    return episodes
 
 
 class CheckpointWriter(L.Callback):
@@ -134,9 +130,16 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} already exists and is not empty; choose a new directory")
     model, config, tokenizer = load_checkpoint(init)
-    episodes = read_sources(data, settings.include_failures,
-                            settings.camera_topics or _default_topics(config.camera_names))
-    train_episodes, val_episodes = split_by_seed(episodes, settings.validation_fraction)
+    topics = settings.camera_topics or default_topics(config.camera_names)
+
+    def read(paths: Sequence[str | Path], scenes: Sequence[str] | None = None) -> list[Episode]:
+        return read_sources(paths, settings.include_failures, topics, scenes, settings.progress_bar)
+
+    if settings.validation_data:  # the scene choice is the training data's (CALVIN validates on its own scene)
+        train_episodes = read(data, settings.calvin_scenes)
+        val_episodes = read(settings.validation_data)
+    else:
+        train_episodes, val_episodes = split_by_seed(read(data, settings.calvin_scenes), settings.validation_fraction)
     config = _statistics(config, train_episodes, settings)
     codec = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment, config.n_bins)
     proprio = ProprioNormalizer.from_dict(config.proprio_stats) if config.proprio_stats else None
@@ -154,9 +157,11 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     val_loader = DataLoader(dataset(val_episodes), batch_size=settings.batch_size, collate_fn=collate) \
         if val_episodes else None
     frames = FrameProcessor(config.image_mean, config.image_std, settings.augment)
+    settings, optim = _schedule(settings, optim, len(loader))
     if optim.total_steps == 0:
         optim = dataclasses.replace(optim, total_steps=settings.max_steps)
-    module = VLAFineTuner(model, optim, frames)
+    # Checkpoints load in eval mode, and Lightning keeps a module's mode: switch dropout on for training.
+    module = VLAFineTuner(model.train(), optim, frames)
     out.mkdir(parents=True, exist_ok=True)
     writer = CheckpointWriter(out, config, tokenizer, settings.save_every)
     callbacks: list[L.Callback] = [writer]
@@ -166,6 +171,7 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     loggers = [CSVLogger(out, name=LOG_DIR, version=""), TensorBoardLogger(out, name=LOG_DIR, version="tensorboard")]
     val_every = settings.val_every or settings.max_steps
     trainer = L.Trainer(max_steps=settings.max_steps, max_epochs=-1, accelerator=settings.accelerator, devices=1,
+                        precision=settings.precision, gradient_clip_val=settings.gradient_clip or None,
                         default_root_dir=out, logger=loggers, callbacks=callbacks, enable_checkpointing=False,
                         enable_progress_bar=settings.progress_bar, enable_model_summary=False,
                         log_every_n_steps=1, val_check_interval=val_every if val_loader else None,
@@ -181,6 +187,18 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     return TrainSummary(out, len(train_set.episodes), len(train_set), trainer.global_step, module.samples_seen,
                         module.steps_seen, module.loss_history, seconds, validation)
+
+
+def _schedule(settings: TrainSettings, optim: OptimizerConfig,
+              batches_per_epoch: int) -> tuple[TrainSettings, OptimizerConfig]:
+    """Epoch-based lengths (``epochs``, ``warmup_epochs``) turned into optimiser steps."""
+    if settings.epochs < 0 or settings.warmup_epochs < 0 or settings.gradient_clip < 0:
+        raise ValueError("epochs, warmup_epochs and gradient_clip must be >= 0")
+    if settings.epochs > 0:
+        settings = dataclasses.replace(settings, max_steps=max(1, math.ceil(settings.epochs * batches_per_epoch)))
+    if settings.warmup_epochs > 0:
+        optim = dataclasses.replace(optim, warmup_steps=math.ceil(settings.warmup_epochs * batches_per_epoch))
+    return settings, optim
 
 
 def _statistics(config, episodes: list[Episode], settings: TrainSettings):
@@ -207,26 +225,28 @@ def _twin_eval_callback(config, tokenizer, settings: TrainSettings):
                             settings.twin_eval_every, settings.twin_eval_episodes)
 
 
-def _default_topics(camera_names: Sequence[str]) -> dict[str, str]:
-    """Bag topics of the checkpoint's cameras under the suite's default mapping (only those are read)."""
-    unknown = [name for name in camera_names if name not in DEFAULT_CAMERA_TOPICS]
-    if unknown:
-        raise ValueError(f"checkpoint camera(s) {unknown} have no default topic; give --camera-topic NAME=TOPIC")
-    return {name: DEFAULT_CAMERA_TOPICS[name] for name in camera_names}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robovlms-train", description=__doc__.splitlines()[0])
     parser.add_argument("--init", required=True, type=Path, help="checkpoint directory to start from")
     parser.add_argument("--data", required=True, nargs="+", type=Path,
                         help="run or trial directories (rosbags) and/or episode stores (robovlms-twin-collect)")
     parser.add_argument("--out", required=True, type=Path, help="new (empty) checkpoint directory")
+    parser.add_argument("--val-data", nargs="+", type=Path,
+                        help="validation episodes from these sources instead of a split by seed")
+    parser.add_argument("--calvin-scenes", nargs="+", metavar="SCENE",
+                        help="CALVIN annotations of these scenes only (e.g. A B C of task_ABCD_D)")
     parser.add_argument("--max-steps", type=int, default=200, help="optimiser steps")
+    parser.add_argument("--epochs", type=float, default=0.0, help="passes over the training rows (replaces "
+                        "--max-steps)")
     parser.add_argument("--batch-size", type=int, default=8, help="rows per batch")
     parser.add_argument("--segment", type=int, default=16, help="supervised steps per row")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
+    parser.add_argument("--warmup-epochs", type=float, default=0.0, help="warm-up in passes (replaces "
+                        "--warmup-steps)")
+    parser.add_argument("--gradient-clip", type=float, default=0.0, help="gradient-norm clip (0: none)")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision (32-true, bf16-mixed, ...)")
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay ends at this x lr")
     parser.add_argument("--gripper-weight", type=float, default=OptimizerConfig.gripper_weight,
                         help="weight of the gripper loss next to the arm's")
@@ -282,11 +302,13 @@ def main(argv: list[str] | None = None) -> int:
         optim = OptimizerConfig(args.lr, args.weight_decay, args.warmup_steps, 0, args.min_lr_ratio,
                                 args.gripper_weight)
         settings = TrainSettings(
-            max_steps=args.max_steps, batch_size=args.batch_size, segment=args.segment,
-            validation_fraction=args.validation_fraction, val_every=args.val_every, save_every=args.save_every,
+            max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
+            batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,
+            validation_data=args.val_data, calvin_scenes=tuple(args.calvin_scenes) if args.calvin_scenes else None, val_every=args.val_every, save_every=args.save_every,
             include_failures=args.include_failures, keep_statistics=args.keep_statistics,
             min_range=(args.min_range[0],) * 3 + (args.min_range[1],) * 3,
-            augment=None if args.no_augment else AugmentConfig(), accelerator=args.accelerator, seed=args.seed,
+            augment=None if args.no_augment else AugmentConfig(), accelerator=args.accelerator,
+            precision=args.precision, gradient_clip=args.gradient_clip, seed=args.seed,
             num_workers=args.num_workers,
             progress_bar=sys.stderr.isatty() if args.progress_bar is None else args.progress_bar,
             camera_topics=_camera_topics(args.camera_topic), twin_eval_every=args.twin_eval_every)

@@ -67,6 +67,9 @@ class BaseFrame:
 
 
 IDENTITY_BASE = BaseFrame(np.zeros(3), np.eye(3))
+# Scenes A-D place the robot base alike (calvin_env conf/scene/calvin_scene_*.yaml: robot_base_position, no
+# rotation): what a dataset reader needs to express robot_obs in base_link as the calvin backend does.
+SCENE_BASE = BaseFrame(np.array([-0.34, -0.46, 0.24]), np.eye(3))
 
 
 def command_to_calvin(delta_position: np.ndarray, delta_rotation: np.ndarray, closure: float | None,
