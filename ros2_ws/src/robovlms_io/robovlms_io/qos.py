@@ -1,5 +1,6 @@
-"""The suite's three QoS classes (README, Interfaces): sensor, reliable and latched."""
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+"""The suite's QoS classes (README, Interfaces): sensor, reliable, latched, and the trial instruction's lease."""
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
 
 # sensor: best effort, keep last; a subscriber wants only the newest frame, a publisher buffers a few.
 SENSOR_SUBSCRIPTION = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
@@ -13,3 +14,15 @@ COMMAND = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=Hi
 # latched: reliable + transient local, so a late joiner gets the last value (the e-stop).
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# trial instruction: latched, with a liveliness lease. DDS declares the publisher lost about one watch lease
+# after its process dies (SIGKILL included), so a trial's policy stops acting within ~0.5 s of losing its owner.
+# The watching subscription requests the longer lease; offered <= requested, and a publisher without a lease
+# (`ros2 topic pub`) never matches the watch, only the plain instruction subscriptions.
+TRIAL_LEASE_OFFERED_S, TRIAL_LEASE_WATCHED_S = 0.2, 0.5
+TRIAL_INSTRUCTION = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL, liveliness=LivelinessPolicy.AUTOMATIC,
+                               liveliness_lease_duration=Duration(seconds=TRIAL_LEASE_OFFERED_S))
+TRIAL_INSTRUCTION_WATCH = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                     history=HistoryPolicy.KEEP_LAST, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                     liveliness=LivelinessPolicy.AUTOMATIC,
+                                     liveliness_lease_duration=Duration(seconds=TRIAL_LEASE_WATCHED_S))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped
+from rclpy.event_handler import QoSLivelinessChangedInfo, SubscriptionEventCallbacks
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
@@ -22,6 +23,7 @@ from std_msgs.msg import String
 from robovlms_io import names, qos
 from robovlms_io.commands import GRIPPER_UNCHANGED, end_effector_command, period_duration
 from robovlms_io.images import ImageConversionError, check_image_msg
+from robovlms_io.instructions import normalize_instruction
 from robovlms_io.params import declare_params, param
 from robovlms_io.spin import run_nodes
 from robovlms_msgs.msg import ActionChunk, EndEffectorCommand, PolicyStatus
@@ -95,11 +97,18 @@ class PolicyNode(Node):
         for name, camera in self.core.cameras.items():
             self.create_subscription(Image, camera.source, lambda msg, n=name: self._on_image(n, msg),
                                      qos.SENSOR_SUBSCRIPTION)
-        # Two subscriptions, one handler: a volatile one matches `ros2 topic pub /instruction ...` (volatile by
-        # default), a transient-local one also receives the trial recorder's latched instruction when this node
-        # starts after the trial did. Repeats of the current instruction change nothing.
-        for instruction_qos in (qos.RELIABLE, qos.LATCHED):
-            self.create_subscription(String, p.instruction_topic, self._on_instruction, instruction_qos)
+        # Three subscriptions: a volatile one matches `ros2 topic pub /instruction ...` (volatile by default), a
+        # transient-local one also receives a latched instruction published before this node started, and a
+        # watch on trial owners' leased instruction withdraws it when its publisher's process dies. Publishers
+        # that one of them cannot match are expected, not worth a warning. Repeats of the current instruction
+        # change nothing.
+        quiet = SubscriptionEventCallbacks(incompatible_qos=lambda _: None)
+        self.create_subscription(String, p.instruction_topic, self._on_instruction, qos.RELIABLE)
+        self.create_subscription(String, p.instruction_topic, self._on_instruction, qos.LATCHED, event_callbacks=quiet)
+        self._trial_instruction = ""
+        self.create_subscription(String, p.instruction_topic, self._on_trial_instruction, qos.TRIAL_INSTRUCTION_WATCH,
+                                 event_callbacks=SubscriptionEventCallbacks(liveliness=self._on_trial_liveliness,
+                                                                            incompatible_qos=lambda _: None))
         if self.core.robot_state is not None:
             self.create_subscription(PoseStamped, p.ee_pose_topic, self._on_pose, qos.RELIABLE)
             self.create_subscription(JointState, p.joint_states_topic, self._on_joints, qos.RELIABLE)
@@ -187,6 +196,19 @@ class PolicyNode(Node):
             self.get_logger().error(update.log)
         else:
             self.get_logger().info(update.log)
+
+    def _on_trial_instruction(self, msg: String) -> None:
+        self._trial_instruction = msg.data
+        self._on_instruction(msg)
+
+    def _on_trial_liveliness(self, info: QoSLivelinessChangedInfo) -> None:
+        if info.alive_count > 0 or info.alive_count_change >= 0:
+            return
+        withdrawn, self._trial_instruction = self._trial_instruction, ""
+        if withdrawn and self.core.instruction == normalize_instruction(withdrawn):
+            self.get_logger().error(f"the trial's owner is gone (its instruction publisher lost its liveliness "
+                                    f"lease): stopping '{withdrawn}', idle")
+            self._on_instruction(String(data=""))
 
     def _on_chunk(self, result: ChunkResult) -> None:
         chunk = ActionChunk()

@@ -1,9 +1,16 @@
 """The trial bag format: rosbag2 (MCAP) of raw CDR messages, written and typed with the `rosbags` library
 (rosbag2 itself is not on PyPI). Bags written here open with `ros2 bag info/play` on a system ROS 2 and with
 rosbags/mcap readers anywhere; the trial recorder writes them and training reads them with the same types.
+
+Crash safety: the MCAP writer keeps messages in a chunk in memory until 1 MiB has accumulated, so a killed
+recorder could lose minutes of small topics. ``TrialBag`` closes the chunk and hands it to the OS every
+``flush_interval_s`` of writing (and whenever the recorder's timer calls ``flush``): a SIGKILL loses at most that
+much, whatever the data rate. Such a bag has no footer and no metadata.yaml; ``robovlms-bag-recover`` rewrites
+it into a normal one.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -40,15 +47,20 @@ def suite_typestore() -> Typestore:
     return make_typestore([source])
 
 
+FLUSH_INTERVAL_S = 0.5
+
+
 class TrialBag:
     """One rosbag2 directory being written; topics are added on first use."""
 
-    def __init__(self, path: Path, typestore: Typestore) -> None:
+    def __init__(self, path: Path, typestore: Typestore, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
         self.path = path
+        self.flush_interval_s = flush_interval_s
         self._typestore = typestore
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._connections = {}
+        self._flushed_at = time.monotonic()
         self.message_counts: dict[str, int] = {}
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, cdr: bytes) -> None:
@@ -60,6 +72,18 @@ class TrialBag:
             self.message_counts[topic] = 0
         self._writer.write(connection, stamp_ns, cdr)
         self.message_counts[topic] += 1
+        if time.monotonic() - self._flushed_at >= self.flush_interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Close the pending chunk and pass the file's buffer to the OS (survives the process being killed)."""
+        # rosbags' MCAP writer has no public flush; its storage object is reached directly (rosbags is pinned,
+        # and tests/robovlms_policy/test_trial_crash_safety.py checks a killed recorder's bag keeps its data).
+        storage = self._writer.storage
+        if storage.chunk.msgs:
+            storage.close_chunk()
+        storage.bio.flush()
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         self._writer.close()

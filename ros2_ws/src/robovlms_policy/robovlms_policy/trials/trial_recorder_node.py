@@ -4,8 +4,11 @@ Starting a trial opens a bag under ``output_dir/<trial_id>/bag`` and publishes t
 policy that joins late still gets it); trial/start answers once the policy reports acting on it in its
 PolicyStatus, or fails after ``start_timeout_s`` and discards the recording, so no trial is ever scored
 against a policy that never saw its instruction. Stopping (by service, after ``max_steps`` commands, or on
-shutdown: SIGINT, SIGTERM or an error, then marked interrupted) publishes an empty instruction so the policy
-goes idle, closes the bag and writes ``trial.json``; labelling adds the outcome to ``trial.json``.
+shutdown: SIGINT, SIGTERM or an error, then marked interrupted; or when writing fails, e.g. a full disk)
+publishes an empty instruction so the policy goes idle, closes the bag and writes ``trial.json``; labelling adds
+the outcome to ``trial.json``. The instruction is published with a liveliness lease (``qos.TRIAL_INSTRUCTION``):
+if this process is killed outright, the policy withdraws the trial's instruction within about half a second, and
+the bag, flushed every ``FLUSH_INTERVAL_S``, is made whole again by ``robovlms-bag-recover``.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from robovlms_io.params import declare_params, param
 from robovlms_io.spin import run_nodes
 from robovlms_msgs.msg import PolicyStatus
 from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
-from robovlms_policy.trials.bag_format import TrialBag, suite_typestore
+from robovlms_policy.trials.bag_format import FLUSH_INTERVAL_S, TrialBag, suite_typestore
 
 DEFAULT_TOPICS = (
     *(f"{camera.image_topic}=sensor_msgs/msg/Image" for camera in names.CAMERAS.values()),
@@ -67,6 +70,15 @@ class TrialRecorderParams:
     max_instruction_length: int = param(512, "Longer instructions are refused.", low=1)
 
 
+def _write_failure(write) -> str | None:
+    """None when ``write()`` succeeds, else the stop reason (a full disk, a removed or read-only directory)."""
+    try:
+        write()
+    except OSError as error:
+        return f"recording failed: {error}"
+    return None
+
+
 def message_class(msgtype: str):
     """Import the Python class of 'package/msg/Type'."""
     package, kind, name = msgtype.split("/")
@@ -92,7 +104,8 @@ class TrialRecorderNode(Node):
         for entry in p.record_topics:
             topic, _, msgtype = entry.partition("=")
             self._subscribe(self.resolve_topic_name(topic.strip()), msgtype.strip())
-        self._instruction_pub = self.create_publisher(String, p.instruction_topic, qos.LATCHED)
+        # Leased: if this process dies mid-trial (even by SIGKILL) the policy notices and stops acting.
+        self._instruction_pub = self.create_publisher(String, p.instruction_topic, qos.TRIAL_INSTRUCTION)
         self._waiting: tuple[str, Time, Future] | None = None  # instruction, trial start, confirmation
         self.create_subscription(PolicyStatus, p.policy_status_topic, self._on_policy_status, qos.RELIABLE)
         # trial/start awaits the policy's confirmation: in a group of its own, so that meanwhile the recording
@@ -101,6 +114,7 @@ class TrialRecorderNode(Node):
                             callback_group=MutuallyExclusiveCallbackGroup())
         self.create_service(StopTrial, "trial/stop", self._on_stop)
         self.create_service(LabelTrial, "trial/label", self._on_label)
+        self.create_timer(FLUSH_INTERVAL_S, self._flush)
         self.get_logger().info(f"trial recorder ready: trials go to {self._output_dir}")
 
     def _subscribe(self, topic: str, msgtype: str) -> None:
@@ -114,18 +128,29 @@ class TrialRecorderNode(Node):
                                  QoSProfile(depth=RECORD_DEPTH, reliability=reliability), raw=True)
 
     def _record(self, topic: str, msgtype: str, cdr: bytes) -> None:
-        stop_reason = None
         with self._lock:
             if self._bag is None:
                 return
-            self._bag.write(topic, msgtype, self.get_clock().now().nanoseconds, cdr)
-            if topic == self._command_topic:
+            stop_reason = _write_failure(lambda: self._bag.write(topic, msgtype, self.get_clock().now().nanoseconds,
+                                                                 cdr))
+            if stop_reason is None and topic == self._command_topic:
                 self._trial["steps"] += 1
                 limit = self._trial["max_steps"]
-                if limit and self._trial["steps"] >= limit:
-                    stop_reason = "max_steps"
+                stop_reason = "max_steps" if limit and self._trial["steps"] >= limit else None
         if stop_reason:
-            self.stop_trial(stop_reason)
+            self._stop_for(stop_reason)
+
+    def _flush(self) -> None:
+        """Between messages too (a quiet recording), hand the bag's data to the OS (bag_format: crash safety)."""
+        with self._lock:
+            stop_reason = _write_failure(self._bag.flush) if self._bag is not None else None
+        if stop_reason:
+            self._stop_for(stop_reason)
+
+    def _stop_for(self, reason: str) -> None:
+        if reason != "max_steps":
+            self.get_logger().error(f"{reason}: stopping the trial, the policy goes idle and the arm holds")
+        self.stop_trial(reason)
 
     @property
     def active_trial_id(self) -> str:
@@ -231,10 +256,15 @@ class TrialRecorderNode(Node):
         self._last_stopped = trial["trial_id"]
         try:
             bag.close()
+        except OSError as error:  # the bag keeps what was flushed: robovlms-bag-recover makes it whole
+            trial["bag_error"] = f"closing the bag failed: {error}; recover it with robovlms-bag-recover"
+        try:
             self._write_metadata(self._output_dir / trial["trial_id"], trial)
         except OSError as error:
-            self.get_logger().error(f"trial {trial['trial_id']}: could not finish its files: {error}")
-            return False, f"stopped, but writing the recording failed: {error}", trial["trial_id"]
+            trial["bag_error"] = f"{trial.get('bag_error', '')} writing trial.json failed: {error}".strip()
+        if "bag_error" in trial:
+            self.get_logger().error(f"trial {trial['trial_id']}: {trial['bag_error']}")
+            return False, f"stopped, but finishing the recording failed: {trial['bag_error']}", trial["trial_id"]
         self.get_logger().info(f"trial {trial['trial_id']} stopped ({reason}) after {trial['steps']} steps")
         return True, f"stopped after {trial['steps']} steps ({reason})", trial["trial_id"]
 
