@@ -17,7 +17,7 @@ from robovlms_calvin.calvin_eval import RosSubtaskRunner
 from robovlms_calvin.composition import compose_calvin_cell
 from robovlms_calvin.protocol import evaluate, summary
 from robovlms_calvin.sequences import evaluation_chains, initial_scene
-from robovlms_demo.graph import OperatorGraph
+from robovlms_policy.trials.operator import OperatorGraph
 from robovlms_io import names, qos
 from robovlms_io.commands import end_effector_command, period_duration
 from robovlms_io.images import image_msg_to_rgb

@@ -60,7 +60,8 @@ def test_a_short_protocol_run_through_ros(ros_context, cell, tmp_path):
     from robovlms_calvin.composition import compose_calvin_cell
     from robovlms_calvin.protocol import evaluate, write_results
     from robovlms_calvin.sequences import evaluation_chains
-    from robovlms_demo.graph import OperatorGraph, policy_node
+    from robovlms_demo.graph import policy_node
+    from robovlms_policy.trials.operator import OperatorGraph
     from robovlms_io import names
     from robovlms_msgs.srv import ResetEpisode
     from robovlms_policy.vla.init_checkpoint import create_checkpoint

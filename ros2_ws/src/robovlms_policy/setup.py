@@ -28,6 +28,7 @@ setup(
             "trial_recorder = robovlms_policy.trials.trial_recorder_node:main",
             "robovlms-init-checkpoint = robovlms_policy.vla.init_checkpoint:main",
             "robovlms-bag-recover = robovlms_policy.trials.bag_recover:main",
+            "robovlms-trial-manager = robovlms_policy.trials.trial_manager_cli:main",
         ],
     },
 )

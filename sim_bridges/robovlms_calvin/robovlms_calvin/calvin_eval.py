@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
@@ -24,7 +23,8 @@ from robovlms_calvin.calvin_setup import CalvinUnavailable
 from robovlms_calvin.composition import compose_calvin_cell
 from robovlms_calvin.protocol import ChainResult, SubtaskOutcome, evaluate, merge_results, select_chains, write_results
 from robovlms_calvin.sequences import NUM_CHAINS, Chain, evaluation_chains
-from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, bringup_context, policy_node
+from robovlms_demo.graph import bringup_context, policy_node
+from robovlms_policy.trials.operator import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, run_graph_session
 from robovlms_io import names, qos
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
 from robovlms_policy.runtime.chunk_strategies import STRATEGIES
@@ -122,8 +122,8 @@ class RosSubtaskRunner:
 
 def run(args: argparse.Namespace) -> int:
     context = bringup_context(CONFIG_FILES)
-    graph = None
-    try:
+
+    def body(keep) -> None:
         assert_domain_is_free(context)
         cell = compose_calvin_cell(context, bridge_parameters=[
             Parameter("calvin_env_dir", value=args.calvin_env_dir), Parameter("calvin_dir", value=args.calvin_dir),
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 Parameter("output_dir", value=str(args.out.resolve()))])
             nodes.append(recorder)
         services = TRIAL_SERVICES if recorder else {names.RESET_EPISODE_SERVICE: ResetEpisode}
-        graph = OperatorGraph(context, nodes, services)
+        graph = keep(OperatorGraph(context, nodes, services))
         graph.start()
         chains = select_chains(evaluation_chains(NUM_CHAINS), args.chains, *args.shard)
         print(f"calvin: {len(chains)} chain(s) (shard {args.shard[0]}/{args.shard[1]} of the first {args.chains}), "
@@ -146,16 +146,9 @@ def run(args: argparse.Namespace) -> int:
                 "max_subtask_steps": args.max_steps, "shard": f"{args.shard[0]}/{args.shard[1]}",
                 "first_chains": args.chains, "written": time.strftime("%Y-%m-%d %H:%M:%S")}
         print(write_results(args.out, results, meta, f"CALVIN run {args.out.name}"))
-    except (CalvinUnavailable, RuntimeError, ValueError) as error:
-        print(f"robovlms-calvin-eval: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if graph is not None:
-            graph.close()
-        rclpy.try_shutdown(context=context)
-    return 0
+
+    return run_graph_session("robovlms-calvin-eval", context, body, errors=(CalvinUnavailable, RuntimeError,
+                                                                            ValueError))
 
 
 def _progress(result: ChainResult, results: list[ChainResult]) -> None:

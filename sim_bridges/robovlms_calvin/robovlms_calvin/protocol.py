@@ -152,12 +152,12 @@ def merge_results(paths: Sequence[Path]) -> tuple[dict, list[ChainResult]]:
 
 def report_markdown(results: Sequence[ChainResult], meta: dict, title: str) -> str:
     """The CALVIN table (SR@1..5, Avg. Len) and, in the twin report's format, one row per subtask."""
-    from robovlms_demo.report import EpisodeResult, success_table
+    from robovlms_policy.trials.report import TrialResult, success_table
 
     s = summary(results)
     rates = " | ".join(f"{s['success_rate'][str(k)]:.1%}" for k in range(1, CHAIN_LENGTH + 1))
-    episodes = [EpisodeResult(o.subtask, r.index, "calvin", o.instruction, o.success, o.steps, o.seconds,
-                              o.trial_id) for r in results for o in r.outcomes]
+    episodes = [TrialResult(o.trial_id, o.subtask, "calvin", o.instruction, "success" if o.success else "failure",
+                            o.steps, o.seconds, seed=r.index) for r in results for o in r.outcomes]
     return "\n".join([
         f"# {title}", "",
         ", ".join(f"{k}: {v}" for k, v in meta.items() if k in ("commander", "checkpoint", "max_subtask_steps",

@@ -4,9 +4,10 @@ One process hosts the real graph: the twin bridge (physics, both cameras), the K
 (the same safety layer as on the robot), a commander — the policy node running the shipped default checkpoint
 (or ``--checkpoint DIR``), or with ``--commander expert`` the scripted expert publishing on the same command
 topic — and the trial recorder. The operator side (this
-module) drives them only through their ROS services and topics: reset_episode, trial/start, trial/stop,
-trial/label and episode_info. Output: ``runs/<timestamp>/`` with one folder per trial (bag + trial.json),
-``results.json`` and ``report.md``.
+module, the trial manager on a plan of the chosen tasks) drives them only through their ROS services and
+topics: reset_episode, trial/start, trial/stop, trial/label and episode_info. Output: ``runs/<timestamp>/``
+with one folder per trial (bag + trial.json), ``results.csv``, ``results.json``, ``report.md`` and plots/,
+the trial manager's report.
 """
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ import time
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from robovlms_demo.expert_commander import ExpertCommander
-from robovlms_demo.graph import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, bringup_context, policy_node
-from robovlms_demo.report import EpisodeResult, write_report
-from robovlms_io import names
-from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_demo.graph import bringup_context, policy_node
 from robovlms_policy.runtime.chunk_strategies import STRATEGIES
+from robovlms_policy.trials.operator import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, run_graph_session
+from robovlms_policy.trials.plan import EvaluationPlan, parse_plan
+from robovlms_policy.trials.report import write_report
+from robovlms_policy.trials.trial_manager import TrialManager, checkpoint_identity
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
 from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.sim_cell import compose_sim_cell
@@ -97,66 +98,33 @@ class DemoGraph(OperatorGraph):
         self.cell.close()
 
 
-def run_episode(graph: DemoGraph, task: str, seed: int, args) -> EpisodeResult:
-    """Reset the twin, run one recorded trial until the oracle says success or max_steps pass, label it."""
-    recorder = graph.recorder
-    reset = graph.call(names.RESET_EPISODE_SERVICE, ResetEpisode.Request(task=task, seed=seed, variation=args.variation))
-    if not reset.success:
-        raise RuntimeError(f"reset_episode({task}, {seed}) failed: {reset.message}")
-    started_at = time.monotonic()
-    start = graph.call("trial/start", StartTrial.Request(instruction=reset.instruction, task=task,
-                                                         setting=args.variation, max_steps=args.max_steps))
-    if not start.success:
-        raise RuntimeError(f"trial/start failed: {start.message}")
-    success = False
-    # Generous wall-clock bound: max_steps control periods, allowing for a slow machine or model.
-    deadline = started_at + args.max_steps * 0.1 * 3 + 10.0
-    while recorder.active_trial_id == start.trial_id and time.monotonic() < deadline:
-        info = graph.latest_info
-        if info is not None and info.task == task and info.seed == reset.seed and info.success:
-            success = True
-            break
-        time.sleep(0.02)
-    if recorder.active_trial_id == start.trial_id:
-        graph.call("trial/stop", StopTrial.Request(reason="success" if success else "timeout"))
-    label = graph.call("trial/label", LabelTrial.Request(trial_id=start.trial_id, success=success,
-                                                         note="success oracle of the twin"))
-    if not label.accepted:
-        raise RuntimeError(f"trial/label failed: {label.message}")
-    return EpisodeResult(task=task, seed=reset.seed, variation=args.variation, instruction=reset.instruction,
-                         success=success, steps=recorder.trial_metadata(start.trial_id)["steps"],
-                         seconds=time.monotonic() - started_at, trial_id=start.trial_id)
+def demo_plan(args: argparse.Namespace) -> EvaluationPlan:
+    """The demo as an evaluation plan: every chosen task in one setting (the twin variation), --episodes times;
+    a generous wall-clock bound of max_steps control periods for a slow machine or model."""
+    return parse_plan({"name": "demo", "settings": [args.variation], "trials_per_cell": args.episodes,
+                       "max_steps": args.max_steps, "max_duration_s": args.max_steps * 0.1 * 3 + 10.0,
+                       "tasks": [{"task": task} for task in args.tasks]})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     context = bringup_context(CONFIG_FILES)
-    graph = None
-    try:
+
+    def body(keep) -> None:
         assert_domain_is_free(context)
-        graph = DemoGraph(context, args)
+        graph = keep(DemoGraph(context, args))
         graph.start()
         commander = (f"policy {args.checkpoint} ({args.execution_strategy})" if args.commander == "policy"
                      else "scripted expert")
         print(f"demo: {len(args.tasks)} task(s) x {args.episodes} episode(s), {commander}, output {args.out}")
-        results = []
-        for task in args.tasks:
-            for episode in range(args.episodes):
-                result = run_episode(graph, task, args.seed + episode, args)
-                print(f"  {task:<22} seed {result.seed:<4} {'success' if result.success else 'FAIL   '} "
-                      f"{result.steps:>4} steps {result.seconds:5.1f} s  '{result.instruction}'")
-                results.append(result)
-        print(write_report(args.out, results, commander))
-    except (RuntimeError, ValueError) as error:
-        print(f"demo: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        if graph is not None:
-            graph.close()
-        rclpy.try_shutdown(context=context)
-    return 0
+        checkpoint = checkpoint_identity(args.checkpoint) if args.commander == "policy" else {}
+        manager = TrialManager(graph, graph.recorder, demo_plan(args), args.out, sim=True, seed=args.seed,
+                               checkpoint=checkpoint)
+        results = manager.run()
+        print(write_report(args.out, results, f"Demo run {args.out.name}", f"Commander: {commander}.",
+                           {"commander": commander, "checkpoint": checkpoint}))
+
+    return run_graph_session("demo", context, body)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class ExpertCommander(Node):
         self._period = 1.0 / control_rate_hz
         self._period_msg = period_duration(self._period)
         self._instruction = ""
+        self._last_tick: float | None = None
         self._publisher = self.create_publisher(EndEffectorCommand, names.COMMAND_TOPIC, qos.COMMAND)
         self._status = self.create_publisher(PolicyStatus, names.POLICY_STATUS_TOPIC, qos.RELIABLE)
         for instruction_qos in (qos.RELIABLE, qos.LATCHED):
@@ -36,9 +37,12 @@ class ExpertCommander(Node):
         self._instruction = normalize_instruction(msg.data)
 
     def _on_tick(self) -> None:
+        now = self.get_clock().now()
+        tick_period = 0.0 if self._last_tick is None else (now.nanoseconds - self._last_tick) / 1e9
+        self._last_tick = now.nanoseconds
         status = PolicyStatus(state=PolicyStatus.STATE_RUNNING if self._instruction else PolicyStatus.STATE_IDLE,
-                              instruction=self._instruction, target_period=self._period)
-        status.header.stamp = self.get_clock().now().to_msg()
+                              instruction=self._instruction, target_period=self._period, tick_period=tick_period)
+        status.header.stamp = now.to_msg()
         self._status.publish(status)
         if not self._instruction:
             return

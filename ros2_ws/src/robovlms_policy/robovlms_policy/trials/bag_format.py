@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 from rosbags.typesys.store import Typestore
@@ -48,6 +49,8 @@ def suite_typestore() -> Typestore:
 
 
 FLUSH_INTERVAL_S = 0.5
+# metadata.yaml custom_data keys: the trial's record (written at close) and its label (added when labelled).
+TRIAL_KEY, LABEL_KEY = "robovlms.trial", "robovlms.label"
 
 
 class TrialBag:
@@ -85,5 +88,22 @@ class TrialBag:
         storage.bio.flush()
         self._flushed_at = time.monotonic()
 
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Stored in metadata.yaml's custom_data when the bag is closed (`ros2 bag info` lists it)."""
+        self._writer.set_custom_data(key, value)
+
     def close(self) -> None:
         self._writer.close()
+
+
+def set_bag_custom_data(bag_dir: Path, key: str, value: str) -> bool:
+    """Add or replace one custom_data entry of a closed bag's metadata.yaml; False when it has none (a bag
+    whose writer died: recover it first)."""
+    path = bag_dir / "metadata.yaml"
+    if not path.is_file():
+        return False
+    document = yaml.safe_load(path.read_text())
+    info = document["rosbag2_bagfile_information"]
+    info["custom_data"] = {**(info.get("custom_data") or {}), key: value}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return True

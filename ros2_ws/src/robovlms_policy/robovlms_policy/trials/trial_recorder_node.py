@@ -35,7 +35,8 @@ from robovlms_io.params import declare_params, param
 from robovlms_io.spin import run_nodes
 from robovlms_msgs.msg import PolicyStatus
 from robovlms_msgs.srv import LabelTrial, StartTrial, StopTrial
-from robovlms_policy.trials.bag_format import FLUSH_INTERVAL_S, TrialBag, suite_typestore
+from robovlms_policy.trials.bag_format import (FLUSH_INTERVAL_S, LABEL_KEY, TRIAL_KEY, TrialBag, set_bag_custom_data,
+                                               suite_typestore)
 
 DEFAULT_TOPICS = (
     *(f"{camera.image_topic}=sensor_msgs/msg/Image" for camera in names.CAMERAS.values()),
@@ -48,6 +49,7 @@ DEFAULT_TOPICS = (
     f"{names.DRIVER_STATUS_TOPIC}=robovlms_msgs/msg/DriverStatus",
     f"{names.EPISODE_INFO_TOPIC}=robovlms_msgs/msg/EpisodeInfo",
 )
+OUTCOMES = ("success", "failure", "partial")
 RECORD_DEPTH = 50  # messages a subscription buffers while the writer is busy
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -208,7 +210,8 @@ class TrialRecorderNode(Node):
         return response
 
     def _on_label(self, request: LabelTrial.Request, response: LabelTrial.Response) -> LabelTrial.Response:
-        response.accepted, response.message = self.label_trial(request.trial_id, request.success, request.note)
+        response.accepted, response.message = self.label_trial(request.trial_id, request.success, request.note,
+                                                               request.outcome)
         return response
 
     def start_trial(self, instruction: str, task: str, setting: str, max_steps: int) -> tuple[bool, str, str]:
@@ -236,6 +239,21 @@ class TrialRecorderNode(Node):
         self.get_logger().info(f"trial {trial_id} started: '{instruction}'")
         return True, f"recording to {trial_dir}", trial_id
 
+    def set_output_dir(self, directory: Path) -> None:
+        """Record the next trials into ``directory`` (the trial manager's run directory)."""
+        with self._lock:
+            if self._trial is not None:
+                raise ValueError(f"trial {self._trial['trial_id']} is running: stop it first")
+            self._output_dir = Path(directory).expanduser().resolve()
+
+    def annotate_trial(self, trial_id: str, metadata: dict) -> None:
+        """Add ``metadata`` (plan cell, seed, checkpoint) to the running trial's trial.json and, at stop, its bag."""
+        with self._lock:
+            if self._trial is None or self._trial["trial_id"] != trial_id:
+                raise ValueError(f"trial {trial_id} is not the running trial")
+            self._trial.update(metadata)
+            self._write_metadata(self._output_dir / trial_id, self._trial)
+
     def discard_trial(self, trial_id: str) -> None:
         """Stop a trial that never started properly and remove its files (unless it was stopped meanwhile)."""
         if self.active_trial_id != trial_id:
@@ -255,6 +273,7 @@ class TrialRecorderNode(Node):
                      messages=bag.message_counts)
         self._last_stopped = trial["trial_id"]
         try:
+            bag.set_custom_data(TRIAL_KEY, json.dumps(trial))
             bag.close()
         except OSError as error:  # the bag keeps what was flushed: robovlms-bag-recover makes it whole
             trial["bag_error"] = f"closing the bag failed: {error}; recover it with robovlms-bag-recover"
@@ -268,7 +287,10 @@ class TrialRecorderNode(Node):
         self.get_logger().info(f"trial {trial['trial_id']} stopped ({reason}) after {trial['steps']} steps")
         return True, f"stopped after {trial['steps']} steps ({reason})", trial["trial_id"]
 
-    def label_trial(self, trial_id: str, success: bool, note: str) -> tuple[bool, str]:
+    def label_trial(self, trial_id: str, success: bool, note: str, outcome: str = "") -> tuple[bool, str]:
+        outcome = outcome.strip().lower() or ("success" if success else "failure")
+        if outcome not in OUTCOMES or (outcome == "success") != bool(success):
+            return False, f"outcome '{outcome}' must be one of {OUTCOMES} and agree with success={bool(success)}"
         trial_id = trial_id or self._last_stopped
         if not trial_id:
             return False, "no trial has been stopped yet: give a trial_id"
@@ -281,13 +303,17 @@ class TrialRecorderNode(Node):
             if self._trial is not None and self._trial["trial_id"] == trial_id:
                 return False, f"trial {trial_id} is still running: stop it first"
         metadata = self.trial_metadata(trial_id)
-        metadata["label"] = {"success": bool(success), "note": note, "labelled_at": time.time()}
+        metadata["label"] = {"success": bool(success), "outcome": outcome, "note": note, "labelled_at": time.time()}
         self._write_metadata(path.parent, metadata)
-        return True, f"labelled {trial_id}: {'success' if success else 'failure'}"
+        set_bag_custom_data(path.parent / "bag", LABEL_KEY, json.dumps(metadata["label"]))
+        return True, f"labelled {trial_id}: {outcome}"
 
     @staticmethod
     def _write_metadata(trial_dir: Path, metadata: dict) -> None:
-        (trial_dir / "trial.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        # Atomic: readers (the trial manager, a resume after a crash) never see a half-written file.
+        tmp = trial_dir / "trial.json.tmp"
+        tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+        tmp.replace(trial_dir / "trial.json")
 
     def destroy_node(self) -> None:
         # Shut down with a trial running (SIGINT, SIGTERM, an error; robovlms_io.spin destroys the nodes while
