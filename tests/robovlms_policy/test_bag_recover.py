@@ -12,11 +12,11 @@ from robovlms_policy.trials.bag_recover import RecoveryError, main, recover
 TOPIC, MSGTYPE = "/instruction", "std_msgs/msg/String"
 
 
-def abandoned_bag(path: Path, total: int, flush_at: tuple[int, ...]) -> tuple[Path, list[int]]:
+def abandoned_bag(path: Path, total: int, flush_at: tuple[int, ...], compress: bool = False) -> tuple[Path, list[int]]:
     """A bag whose writer stopped without closing after ``total`` messages, flushed after the counts in
     ``flush_at`` (the rest died with the process); also the file's size after each flush."""
     typestore = suite_typestore()
-    bag = TrialBag(path, typestore, flush_interval_s=1e9)  # flushes only when told
+    bag = TrialBag(path, typestore, flush_interval_s=1e9, compress=compress)  # flushes only when told
     sizes = []
     for i in range(total):
         cdr = typestore.serialize_cdr(typestore.types[MSGTYPE](data=f"step {i}"), MSGTYPE)
@@ -60,3 +60,16 @@ def test_refusals_exit_1_with_the_reason(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     assert main([str(bag), "--out", str(tmp_path / "taken")]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_compressed_bag_reads_and_recovers(tmp_path):
+    typestore = suite_typestore()
+    closed = TrialBag(tmp_path / "closed", typestore, compress=True)
+    for i in range(50):
+        closed.write(TOPIC, MSGTYPE, (i + 1) * 1000, typestore.serialize_cdr(typestore.types[MSGTYPE](data="x" * 500),
+                                                                            MSGTYPE))
+    closed.close()
+    assert (tmp_path / "closed" / "closed.mcap").stat().st_size < 50 * 500 / 4  # zstd chunks
+    assert len(messages(tmp_path / "closed")) == 50
+    bag, _ = abandoned_bag(tmp_path / "bag", total=6, flush_at=(3,), compress=True)
+    assert recover(bag).messages == {TOPIC: 3}

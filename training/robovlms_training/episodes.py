@@ -104,7 +104,7 @@ def trial_success(info: dict[str, Any]) -> bool | None:
     return bool(label["success"]) if isinstance(label, dict) and "success" in label else None
 
 
-class _ProprioTracker:
+class ProprioTracker:
     """Newest end-effector pose and gripper knuckle angle seen in a bag."""
 
     def __init__(self) -> None:
@@ -133,7 +133,7 @@ def _read_bag(bag: Path, camera_topics: Mapping[str, str], typestore: Typestore)
     frames: dict[str, list[np.ndarray]] = {name: [] for name in camera_topics}
     actions: list[np.ndarray] = []
     proprio: list[np.ndarray | None] = []
-    state = _ProprioTracker()
+    state = ProprioTracker()
     skipped = 0
     with Reader(bag) as reader:
         topics = {c.topic for c in reader.connections}

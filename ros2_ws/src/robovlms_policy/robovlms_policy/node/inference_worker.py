@@ -32,20 +32,24 @@ class StepPolicy(Protocol):
 
 @dataclass(frozen=True)
 class ValidatedFrame:
-    """A camera frame whose message passed check_image_msg: its (H, W, channels) pixel view and encoding."""
+    """A camera frame whose message passed check_image_msg: its (H, W, channels) pixel view, encoding and the
+    message's header stamp (carried into the chunk, so recordings identify each chunk's inputs)."""
 
     pixels: np.ndarray
     encoding: str
+    stamp: object = None  # builtin_interfaces/Time
 
 
 @dataclass
 class ChunkResult:
-    """A finished forward pass: the chunk in command units and the tick of the observation it used."""
+    """A finished forward pass: the chunk in command units, the tick of the observation it used and the header
+    stamps of that observation's frames (camera name -> Time)."""
 
     arm: np.ndarray
     gripper: np.ndarray
     tick: int
     latency_s: float
+    frame_stamps: dict = None
 
 
 class InferenceWorker:
@@ -149,6 +153,7 @@ class InferenceWorker:
             self.latency_s = latency
             if epoch != self._epoch:
                 return  # computed for an instruction that has been replaced
-            result = ChunkResult(arm=arm, gripper=gripper, tick=tick, latency_s=latency)
+            result = ChunkResult(arm=arm, gripper=gripper, tick=tick, latency_s=latency,
+                                 frame_stamps={name: frame.stamp for name, frame in frames.items()})
             self._strategy.submit(result, tick)  # refuses non-finite or malformed chunks (ValueError)
         self._on_chunk(result)

@@ -90,6 +90,7 @@ class PolicyNode(Node):
         self.core = PolicyCore(self._camera_inputs(list(p.camera_topics), list(p.camera_names)), self._period,
                                p.max_frame_age_s, p.max_instruction_length, self._robot_state_input(p))
         self._worker = InferenceWorker(self._policy, strategy, self._on_chunk, self._on_model_error)
+        self._tick_stamps: dict[int, object] = {}  # tick of a queued observation -> its time
 
         self._command_pub = self.create_publisher(EndEffectorCommand, p.command_topic, qos.COMMAND)
         self._chunk_pub = self.create_publisher(ActionChunk, p.chunk_topic, qos.COMMAND)
@@ -168,7 +169,7 @@ class PolicyNode(Node):
             self.get_logger().error(f"rejected image on {self.core.cameras[camera].source}: {error}",
                                     throttle_duration_sec=ERROR_THROTTLE_S)
             return
-        self.core.frame(camera, ValidatedFrame(pixels, msg.encoding), time.monotonic())
+        self.core.frame(camera, ValidatedFrame(pixels, msg.encoding, msg.header.stamp), time.monotonic())
 
     def _on_pose(self, msg: PoseStamped) -> None:
         p, q = msg.pose.position, msg.pose.orientation
@@ -212,10 +213,12 @@ class PolicyNode(Node):
 
     def _on_chunk(self, result: ChunkResult) -> None:
         chunk = ActionChunk()
-        chunk.header.stamp = self.get_clock().now().to_msg()
+        chunk.header.stamp = self._tick_stamps.get(result.tick, self.get_clock().now().to_msg())
         chunk.header.frame_id = self.params.frame_id
         chunk.period = self._period_msg
         chunk.commands = [self._command(a, g) for a, g in zip(result.arm, result.gripper)]
+        chunk.camera_names = list(result.frame_stamps)
+        chunk.frame_stamps = list(result.frame_stamps.values())
         self._chunk_pub.publish(chunk)
 
     def _on_model_error(self, message: str) -> None:
@@ -226,7 +229,10 @@ class PolicyNode(Node):
     # --- control tick ---------------------------------------------------------------------------------------
 
     def _act(self, tick: int, frames: dict, proprio: np.ndarray | None):
-        self._worker.request(tick, frames, proprio)
+        if self._worker.request(tick, frames, proprio):
+            # The observation's time, for its chunk's header (a handful of requests are in flight at most).
+            self._tick_stamps = {t: s for t, s in self._tick_stamps.items() if t > tick - 50}
+            self._tick_stamps[tick] = self.get_clock().now().to_msg()
         return self._worker.action_for(tick)
 
     def _on_tick(self) -> None:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import yaml
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore, get_types_from_msg
 from rosbags.typesys.store import Typestore
 
@@ -56,11 +56,14 @@ TRIAL_KEY, LABEL_KEY = "robovlms.trial", "robovlms.label"
 class TrialBag:
     """One rosbag2 directory being written; topics are added on first use."""
 
-    def __init__(self, path: Path, typestore: Typestore, flush_interval_s: float = FLUSH_INTERVAL_S) -> None:
+    def __init__(self, path: Path, typestore: Typestore, flush_interval_s: float = FLUSH_INTERVAL_S,
+                 compress: bool = False) -> None:
         self.path = path
         self.flush_interval_s = flush_interval_s
         self._typestore = typestore
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        if compress:  # zstd MCAP chunks, as `ros2 bag record --compression-mode file` writes them
+            self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()
         self._connections = {}
         self._flushed_at = time.monotonic()

@@ -1,7 +1,8 @@
 """Trial recorder node: start / stop / label evaluation trials and record each one as a rosbag2 (MCAP).
 
-Starting a trial opens a bag under ``output_dir/<trial_id>/bag`` and publishes the instruction (latched, so a
-policy that joins late still gets it); trial/start answers once the policy reports acting on it in its
+Starting a trial opens a bag under ``output_dir/<trial_id>/bag``, writes into it the newest camera frames and
+robot state received before the start (what the policy's first step sees), and publishes the instruction
+(latched, so a policy that joins late still gets it); trial/start answers once the policy reports acting on it in its
 PolicyStatus, or fails after ``start_timeout_s`` and discards the recording, so no trial is ever scored
 against a policy that never saw its instruction. Stopping (by service, after ``max_steps`` commands, or on
 shutdown: SIGINT, SIGTERM or an error, then marked interrupted; or when writing fails, e.g. a full disk)
@@ -50,6 +51,8 @@ DEFAULT_TOPICS = (
     f"{names.EPISODE_INFO_TOPIC}=robovlms_msgs/msg/EpisodeInfo",
 )
 OUTCOMES = ("success", "failure", "partial")
+# Inputs of the policy whose newest message opens every trial's bag (the state at the start).
+SNAPSHOT_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/JointState", "geometry_msgs/msg/PoseStamped")
 RECORD_DEPTH = 50  # messages a subscription buffers while the writer is busy
 SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -70,6 +73,7 @@ class TrialRecorderParams:
                                         "fails; 0 = do not wait (no policy, e.g. teleoperated demonstrations).",
                                    low=0.0)
     max_instruction_length: int = param(512, "Longer instructions are refused.", low=1)
+    compress: bool = param(False, "zstd-compress the bags' MCAP chunks (smaller camera recordings, more CPU).")
 
 
 def _write_failure(write) -> str | None:
@@ -101,6 +105,7 @@ class TrialRecorderNode(Node):
         self._trial: dict | None = None
         self._last_stopped: str = ""
         self._counter = 0
+        self._latest: dict[str, tuple[str, int, bytes]] = {}  # snapshot topic -> (type, receive time, CDR)
 
         self._command_topic = self.resolve_topic_name(p.command_topic)
         for entry in p.record_topics:
@@ -131,6 +136,8 @@ class TrialRecorderNode(Node):
 
     def _record(self, topic: str, msgtype: str, cdr: bytes) -> None:
         with self._lock:
+            if msgtype in SNAPSHOT_TYPES:
+                self._latest[topic] = (msgtype, self.get_clock().now().nanoseconds, cdr)
             if self._bag is None:
                 return
             stop_reason = _write_failure(lambda: self._bag.write(topic, msgtype, self.get_clock().now().nanoseconds,
@@ -231,7 +238,10 @@ class TrialRecorderNode(Node):
             try:
                 trial_dir.mkdir(parents=True)
                 self._write_metadata(trial_dir, trial)
-                self._bag = TrialBag(trial_dir / "bag", self._typestore)
+                self._bag = TrialBag(trial_dir / "bag", self._typestore, compress=self.params.compress)
+                # The newest frame and robot state from before the start: what the policy's first step sees.
+                for topic, (msgtype, stamp_ns, cdr) in sorted(self._latest.items(), key=lambda item: item[1][1]):
+                    self._bag.write(topic, msgtype, stamp_ns, cdr)
             except OSError as error:
                 return False, f"cannot create {trial_dir}: {error}", ""
             self._trial = trial
