@@ -14,12 +14,19 @@ values), so nothing is downloaded. No GPU was lent while this suite was written:
 measured here. With a GPU run, e.g.
   python benchmarks/bench_vla.py --size paligemma-3b --device cuda --dtype bfloat16 --structure policy_head
 the goal is <= 15 ms per tick on an H100 in bf16 for the policy-head structure.
+
+Runtimes (``--runtimes eager,int8,compile,onnx``; bf16 and cuda_graph on CUDA): each in a process of its own
+(clean peak memory), cached-step p50/p99 at the window, peak memory, and the ratios to eager, with each
+runtime's largest action difference to eager fp32 on the same inputs and its gripper agreement.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +39,9 @@ for _package in ("robovlms_policy", "robovlms_io"):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / _package))
 
 from robovlms_policy.vla.backbones.registry import get_backbone_class  # noqa: E402
+from robovlms_policy.vla.checkpoint import save_checkpoint  # noqa: E402
+from robovlms_policy.vla.onnx_export import export_onnx  # noqa: E402
+from robovlms_policy.vla.runtime_check import compare  # noqa: E402
 from robovlms_policy.vla.backbones.tiny import TINY_IMAGE_SIZE, tiny_backbone_config  # noqa: E402
 from robovlms_policy.vla.checkpoint import build_model  # noqa: E402
 from robovlms_policy.vla.config import STRUCTURES, VLAConfig  # noqa: E402
@@ -52,7 +62,7 @@ def backbone_setup(size: str, backbone: str) -> tuple[str, dict, int]:
     return name, hf_config, 224
 
 
-def build_policy(args: argparse.Namespace, window: int) -> VLAPolicy:
+def build_policy(args: argparse.Namespace, window: int, runtime: str = "eager") -> VLAPolicy:
     name, hf_config, image_size = backbone_setup(args.size, args.backbone)
     cls = get_backbone_class(name)
     tokenizer = build_tiny_tokenizer()
@@ -69,7 +79,53 @@ def build_policy(args: argparse.Namespace, window: int) -> VLAPolicy:
             model = build_model(config)
     finally:
         torch.set_default_dtype(previous)
-    return VLAPolicy(model.to(args.device, DTYPES[args.dtype]), config, tokenizer)
+    model = model.to(args.device, DTYPES[args.dtype])
+    if runtime != "onnx":
+        return VLAPolicy(model, config, tokenizer, runtime=runtime)
+    work = Path(tempfile.mkdtemp(prefix="bench_onnx_"))
+    save_checkpoint(model, config, tokenizer, work / "checkpoint")
+    export_onnx(work / "checkpoint", work / "onnx")
+    return VLAPolicy.from_checkpoint(work / "onnx", device=args.device, runtime="onnx")
+
+
+def measure_runtime(args: argparse.Namespace, images: dict) -> dict:
+    """One runtime, in this process: cached-step latency at the first window, peak memory, difference to eager."""
+    policy = build_policy(args, args.windows[0], args.runtime)
+    policy.reset("lift the red block")
+    for _ in range(policy.window + 3):
+        policy.step(images)
+    step_ms = timed(lambda: policy.step(images), args.ticks, args.device)
+    memory = peak_memory_mib(args.device)
+    difference = compare(build_policy(args, args.windows[0]), policy)
+    return {"runtime": args.runtime, "p50": float(np.percentile(step_ms, 50)), "p99": float(np.percentile(step_ms, 99)),
+            "memory": memory, "max_arm_error": difference.max_arm_error_normalised,
+            "gripper_agreement": difference.gripper_agreement}
+
+
+def runtime_table(args: argparse.Namespace) -> None:
+    rows = []
+    for runtime in args.runtimes.split(","):
+        command = [sys.executable, __file__, "--runtime", runtime, "--size", args.size, "--backbone", args.backbone,
+                   "--structure", args.structure, "--device", args.device, "--dtype", args.dtype, "--windows",
+                   str(args.windows[0]), "--chunk", str(args.chunk), "--ticks", str(args.ticks), "--threads",
+                   str(args.threads)]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            rows.append({"runtime": runtime, "error": result.stderr.strip().splitlines()[-1]})
+            continue
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    eager = next(r for r in rows if r["runtime"] == "eager" and "error" not in r)
+    print(f"\nRuntimes, size={args.size}, structure={args.structure}, device={args.device}, window "
+          f"{args.windows[0]}, torch threads={args.threads} (cached step; difference in normalised action units)\n")
+    print("| runtime | p50 ms | p99 ms | peak memory MiB | p50 / eager | memory / eager | max action difference "
+          "| gripper agreement |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['runtime']} | refused: {r['error']} | | | | | | |")
+            continue
+        print(f"| {r['runtime']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['memory']:.0f} | {r['p50'] / eager['p50']:.2f} "
+              f"| {r['memory'] / eager['memory']:.2f} | {r['max_arm_error']:.1e} | {r['gripper_agreement']:.0%} |")
 
 
 def peak_memory_mib(device: str) -> float:
@@ -104,10 +160,16 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
     parser.add_argument("--checkpoint", type=Path, help="time this checkpoint (its own window) instead of a size")
+    parser.add_argument("--runtimes", help="comma-separated runtimes to compare (e.g. eager,int8,compile,onnx)")
+    parser.add_argument("--runtime", help=argparse.SUPPRESS)  # one runtime, measured in this process (JSON)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     images = {cam: rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for cam in ("static", "wrist")}
+    if args.runtimes:
+        return runtime_table(args)
+    if args.runtime:
+        return print(json.dumps(measure_runtime(args, images)))
 
     rows = []
     for window in ([None] if args.checkpoint else args.windows):

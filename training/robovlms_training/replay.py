@@ -116,7 +116,7 @@ def replay_trial(policy: VLAPolicy, trial_dir: Path, against: str = "auto",
     if chunks is not None:
         for chunk, frames, proprio in chunks:
             if needs_state and proprio is None:
-                raise EpisodeError(f"{trial_dir}: the checkpoint needs the robot state, the bag has none before a chunk")
+                raise EpisodeError(f"{trial_dir}: the checkpoint needs the robot state; none recorded before a chunk")
             output = policy.step(frames, proprio if needs_state else None)
             actions = np.stack([parse_command(c).action for c in chunk.commands])
             n = min(len(actions), len(output.arm))

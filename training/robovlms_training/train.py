@@ -1,12 +1,12 @@
 """robovlms-train: fine-tune a VLA checkpoint on recorded trials and write a new checkpoint the policy node loads.
 
-Data: trial run directories recorded as rosbags (``make demo``, the trial recorder), episode stores written
-by ``robovlms-twin-collect`` and CALVIN split directories (``task_ABC_D/training``), in any mix. Action statistics (1st / 99th percentiles, with a floor on each
-dimension's range) and, for checkpoints with proprioception, its mean / std replace the initial checkpoint's
-unless ``keep_statistics`` (continuing from a trained checkpoint). A validation split by seed (or the given
-validation data, e.g. CALVIN's validation split) is scored every
-``val_every`` steps; the best and the periodic checkpoints are written under OUT_DIR/checkpoints, the final
-one to OUT_DIR. Logs (CSV and TensorBoard) stay under OUT_DIR/train_logs; nothing is downloaded.
+Data: trial run directories recorded as rosbags (``make demo``, the trial recorder), episode stores written by
+``robovlms-twin-collect`` and CALVIN split directories (``task_ABC_D/training``), in any mix. Action statistics (1st
+/ 99th percentiles, with a floor on each dimension's range) and, for checkpoints with proprioception, its mean / std
+replace the initial checkpoint's unless ``keep_statistics`` (continuing from a trained checkpoint). A validation
+split by seed (or the given validation data, e.g. CALVIN's validation split) is scored every ``val_every`` steps;
+the best and the periodic checkpoints are written under OUT_DIR/checkpoints, the final one to OUT_DIR. Logs (CSV and
+TensorBoard) stay under OUT_DIR/train_logs; nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = TrainSettings(
             max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
             batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,
-            validation_data=args.val_data, calvin_scenes=tuple(args.calvin_scenes) if args.calvin_scenes else None, val_every=args.val_every, save_every=args.save_every,
+            validation_data=args.val_data, calvin_scenes=tuple(args.calvin_scenes) if args.calvin_scenes else None,
+            val_every=args.val_every, save_every=args.save_every,
             include_failures=args.include_failures, keep_statistics=args.keep_statistics,
             min_range=(args.min_range[0],) * 3 + (args.min_range[1],) * 3,
             augment=None if args.no_augment else AugmentConfig(), accelerator=args.accelerator,

@@ -27,6 +27,7 @@ setup(
             "policy_node = robovlms_policy.node.policy_node:main",
             "trial_recorder = robovlms_policy.trials.trial_recorder_node:main",
             "robovlms-init-checkpoint = robovlms_policy.vla.init_checkpoint:main",
+            "robovlms-export = robovlms_policy.vla.onnx_export:main",
             "robovlms-bag-recover = robovlms_policy.trials.bag_recover:main",
             "robovlms-trial-manager = robovlms_policy.trials.trial_manager_cli:main",
         ],

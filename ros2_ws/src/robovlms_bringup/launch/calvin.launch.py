@@ -15,12 +15,15 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from robovlms_io.launch_support import BOOLEAN_CHOICES, checkpoint_problem, string_parameters_file
+from robovlms_policy.vla.runtimes import RUNTIMES
 
 
 def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("checkpoint", description="CALVIN-trained policy checkpoint directory."),
         DeclareLaunchArgument("calvin_env_dir", default_value="", description="calvin_env checkout (data/, conf/)."),
+        DeclareLaunchArgument("runtime", default_value="eager", choices=list(RUNTIMES),
+                              description="Policy inference runtime (onnx: a checkpoint written by robovlms-export)."),
         DeclareLaunchArgument("calvin_dir", default_value="", description="mees/calvin checkout (instructions)."),
         DeclareLaunchArgument("record", default_value="false", choices=list(BOOLEAN_CHOICES),
                               description="Also start the trial recorder."),
@@ -30,6 +33,7 @@ def generate_launch_description() -> LaunchDescription:
 
 def _nodes(context):
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
+    runtime = LaunchConfiguration("runtime").perform(context)
     problem = checkpoint_problem(checkpoint)
     if problem:
         raise RuntimeError(f"calvin.launch.py: {problem}")
@@ -43,7 +47,7 @@ def _nodes(context):
                          string_parameters_file("calvin_bridge", {k: v for k, v in paths.items() if v})]),
         Node(package="robovlms_policy", executable="policy_node", name="policy_node", output="screen",
              parameters=[PathJoinSubstitution([config_dir, "policy_node.yaml"]),
-                         string_parameters_file("policy_node", {"checkpoint": checkpoint})]),
+                         string_parameters_file("policy_node", {"checkpoint": checkpoint, "runtime": runtime})]),
         Node(package="robovlms_policy", executable="trial_recorder", name="trial_recorder", output="screen",
              parameters=[PathJoinSubstitution([config_dir, "trial_recorder.yaml"])],
              condition=IfCondition(LaunchConfiguration("record"))),

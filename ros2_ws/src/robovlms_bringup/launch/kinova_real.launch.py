@@ -16,12 +16,15 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from robovlms_io.launch_support import BOOLEAN_CHOICES, checkpoint_problem, string_parameters_file
+from robovlms_policy.vla.runtimes import RUNTIMES
 
 
 def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("robot_ip", default_value="192.168.1.10", description="IP address of the Gen3 arm."),
         DeclareLaunchArgument("checkpoint", description="Policy checkpoint directory (required)."),
+        DeclareLaunchArgument("runtime", default_value="eager", choices=list(RUNTIMES),
+                              description="Policy inference runtime (onnx: a checkpoint written by robovlms-export)."),
         DeclareLaunchArgument("realsense_serial", default_value="",
                               description="Serial number of the wrist RealSense (empty: first found)."),
         DeclareLaunchArgument("azure_kinect_serial", default_value="",
@@ -76,7 +79,8 @@ def _nodes(context):
              parameters=[driver_yaml, string_parameters_file("kinova_driver", {"backend": "kortex",
                                                                                "robot_ip": value("robot_ip")})]),
         Node(package="robovlms_policy", executable="policy_node", name="policy_node", output="screen",
-             parameters=[policy_yaml, string_parameters_file("policy_node", {"checkpoint": value("checkpoint")})]),
+             parameters=[policy_yaml, string_parameters_file("policy_node", {"checkpoint": value("checkpoint"),
+                                                                          "runtime": value("runtime")})]),
         Node(package="robovlms_policy", executable="trial_recorder", name="trial_recorder", output="screen",
              parameters=[recorder_yaml], condition=IfCondition(LaunchConfiguration("record"))),
     ]

@@ -15,6 +15,7 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 from robovlms_io.launch_support import BOOLEAN_CHOICES, checkpoint_problem, string_parameters_file
+from robovlms_policy.vla.runtimes import RUNTIMES
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -22,6 +23,8 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument("checkpoint", default_value=default_checkpoint,
                               description="Policy checkpoint directory (default: the shipped twin_default)."),
+        DeclareLaunchArgument("runtime", default_value="eager", choices=list(RUNTIMES),
+                              description="Policy inference runtime (onnx: a checkpoint written by robovlms-export)."),
         DeclareLaunchArgument("record", default_value="false", choices=list(BOOLEAN_CHOICES),
                               description="Also start the trial recorder."),
     ]
@@ -30,6 +33,7 @@ def generate_launch_description() -> LaunchDescription:
 
 def _nodes(context):
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
+    runtime = LaunchConfiguration("runtime").perform(context)
     problem = checkpoint_problem(checkpoint)
     if problem:
         raise RuntimeError(f"kinova_sim.launch.py: {problem}")
@@ -44,7 +48,8 @@ def _nodes(context):
         Node(package="robovlms_twin", executable="kinova_sim_cell", output="screen",
              parameters=[driver_yaml, twin_yaml]),  # twin.yaml's driver section (sim speeds) wins
         Node(package="robovlms_policy", executable="policy_node", name="policy_node", output="screen",
-             parameters=[policy_yaml, string_parameters_file("policy_node", {"checkpoint": checkpoint})]),
+             parameters=[policy_yaml, string_parameters_file("policy_node", {"checkpoint": checkpoint,
+                                                                              "runtime": runtime})]),
         Node(package="robovlms_policy", executable="trial_recorder", name="trial_recorder", output="screen",
              parameters=[recorder_yaml], condition=IfCondition(LaunchConfiguration("record"))),
     ]

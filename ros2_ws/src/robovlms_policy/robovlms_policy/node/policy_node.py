@@ -31,6 +31,7 @@ from robovlms_policy.node.inference_worker import ChunkResult, InferenceWorker, 
 from robovlms_policy.runtime.chunk_strategies import STRATEGIES, make_strategy
 from robovlms_policy.runtime.policy_core import CameraInput, PolicyCore, RobotStateInput, TickDecision
 from robovlms_policy.vla.proprio import EE_POSE_GRIPPER
+from robovlms_policy.vla.runtimes import RUNTIMES
 
 ERROR_THROTTLE_S = 2.0
 WARM_UP_INSTRUCTION = "warm up"
@@ -42,6 +43,8 @@ class PolicyNodeParams:
 
     checkpoint: str = param("", "Checkpoint directory of the VLA core (required; see robovlms-init-checkpoint).")
     device: str = param("cpu", "Torch device for the model, e.g. cpu or cuda:0.")
+    runtime: str = param("eager", "Inference runtime: eager, int8 (CPU), compile, onnx (graphs from robovlms-export), "
+                                  "bf16 or cuda_graph (CUDA).", choices=RUNTIMES)
     control_rate_hz: float = param(10.0, "Rate of the control tick: one EndEffectorCommand and one PolicyStatus "
                                          "per tick.", positive=True)
     camera_topics: tuple = param(tuple(c.image_topic for c in names.CAMERAS.values()),
@@ -83,7 +86,7 @@ class PolicyNode(Node):
     def __init__(self, policy: StepPolicy | None = None, **node_kwargs) -> None:
         super().__init__("policy_node", **node_kwargs)
         p = self.params = declare_params(self, PolicyNodeParams)
-        self._policy = policy if policy is not None else self._load_policy(p.checkpoint, p.device)
+        self._policy = policy if policy is not None else self._load_policy(p.checkpoint, p.device, p.runtime)
         self._period = 1.0 / p.control_rate_hz
         self._period_msg = period_duration(self._period)
         strategy = make_strategy(p.execution_strategy, **p.strategy_params())
@@ -120,13 +123,13 @@ class PolicyNode(Node):
                                f"{', robot state' if self.core.robot_state else ''}, {p.execution_strategy} at "
                                f"{1.0 / self._period:.1f} Hz")
 
-    def _load_policy(self, checkpoint: str, device: str) -> StepPolicy:
+    def _load_policy(self, checkpoint: str, device: str, runtime: str) -> StepPolicy:
         if not checkpoint:
             raise ValueError("parameter 'checkpoint' is empty: give a checkpoint directory "
                              "(make one with: robovlms-init-checkpoint --backbone paligemma "
                              "--structure policy_head --tiny OUT)")
         from robovlms_policy.vla.policy import VLAPolicy  # torch import deferred until a model is needed
-        return VLAPolicy.from_checkpoint(checkpoint, device=device)
+        return VLAPolicy.from_checkpoint(checkpoint, device=device, runtime=runtime)
 
     def _camera_inputs(self, topics: list[str], camera_names: list[str]) -> list[CameraInput]:
         expected = list(getattr(self._policy, "camera_names", camera_names))

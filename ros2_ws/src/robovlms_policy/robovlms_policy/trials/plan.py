@@ -119,8 +119,8 @@ def parse_plan(data: Any, where: str = "plan") -> EvaluationPlan:
         per_setting = entry.get("instructions", {})
         if not isinstance(per_setting, dict) or not set(per_setting) <= set(settings):
             raise PlanError(f"{at}.instructions must map settings of the plan ({list(settings)}) to instructions")
-        tasks.append(PlanTask(_text(entry["task"], f"{at}.task"), _text(entry.get("instruction", ""), f"{at}.instruction",
-                                                                        allow_empty=True),
+        instruction = _text(entry.get("instruction", ""), f"{at}.instruction", allow_empty=True)
+        tasks.append(PlanTask(_text(entry["task"], f"{at}.task"), instruction,
                               {s: _text(v, f"{at}.instructions.{s}") for s, v in per_setting.items()},
                               _positive(entry.get("max_steps", 0), f"{at}.max_steps", int),
                               _positive(entry.get("max_duration_s", 0.0), f"{at}.max_duration_s", float)))

@@ -20,10 +20,12 @@ from .action_codec import ActionCodec, ActionStatistics
 from .checkpoint import CheckpointError, load_checkpoint
 from .config import VLAConfig
 from .proprio import ProprioNormalizer
+from .runners import load_dtype, make_runner
+from .runtimes import RuntimeUnsupported
 from .structures import NonFiniteActionError, Prompt, VLAStructure
 from .tokenizer import encode_instructions
 
-__all__ = ["CheckpointError", "NonFiniteActionError", "PolicyOutput", "VLAPolicy"]
+__all__ = ["CheckpointError", "NonFiniteActionError", "PolicyOutput", "RuntimeUnsupported", "VLAPolicy"]
 
 
 @dataclass
@@ -45,8 +47,12 @@ def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
 
 
 class VLAPolicy:
-    def __init__(self, model: VLAStructure, config: VLAConfig, tokenizer: Tokenizer) -> None:
+    def __init__(self, model: VLAStructure, config: VLAConfig, tokenizer: Tokenizer, runtime: str = "eager",
+                 checkpoint_dir: Path | None = None) -> None:
         self.model = model.eval()
+        self.runtime = runtime
+        self._runner = make_runner(runtime, self.model, checkpoint_dir)
+        self.model = getattr(self._runner, "model", self.model)  # int8: the quantised copy replaces the original
         self.config = config
         self.tokenizer = tokenizer
         self.codec = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment, config.n_bins)
@@ -60,9 +66,12 @@ class VLAPolicy:
         self.instruction: str | None = None
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None) -> "VLAPolicy":
-        """Load a checkpoint directory; raises CheckpointError naming what is wrong."""
-        return cls(*load_checkpoint(path, device=device, dtype=dtype))
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", dtype: torch.dtype | None = None,
+                        runtime: str = "eager") -> "VLAPolicy":
+        """Load a checkpoint directory to run with ``runtime`` (vla.runtime.RUNTIMES); raises CheckpointError
+        naming what is wrong, RuntimeUnsupported when the runtime cannot take it."""
+        return cls(*load_checkpoint(path, device=device, dtype=load_dtype(runtime, dtype)), runtime=runtime,
+                   checkpoint_dir=Path(path))
 
     camera_names = property(lambda self: list(self.config.camera_names))
     image_size = property(lambda self: self.config.image_size)
@@ -127,9 +136,8 @@ class VLAPolicy:
             raise RuntimeError("call reset(instruction) before step()")
         start = time.perf_counter()
         pixels = self.preprocess(images)
-        frame = self.model.encode_frame(pixels, self._proprio(proprio))
-        self._history.append(self.model.history_item(frame, self._prompt))
-        prediction = self.model.predict(list(self._history), self._prompt)
+        self._history.append(self._runner.encode(pixels, self._proprio(proprio), self._prompt))
+        prediction = self._runner.predict(list(self._history), self._prompt)
         if prediction.bins is not None:
             norm = self.codec.undiscretize(prediction.bins[0].cpu().numpy())
         else:
