@@ -3,8 +3,9 @@
 OUT is a checkpoint directory (config.json, tokenizer.json, model.safetensors copied) plus onnx/:
   encoder.onnx        normalised pixels (1, cameras, 3, S, S), instruction ids and mask (1, L) [, proprioception
                       (1, P)] -> the frame's [LRN] feature (1, D): the per-frame vision + VLM pass
-  head_w<W>.onnx      the window of W cached features (1, W, D) -> arm (1, chunk, 6) in [-1, 1] and gripper closure
-                      probabilities (1, chunk), one graph per history length W = 1 .. window
+  head.onnx           the window of cached features (1, window, D) -> per position arm (1, window, chunk, 6) in
+                      [-1, 1] and gripper closure probabilities (1, window, chunk). The heads are causal (position
+                      t sees frames <= t), so a shorter history is padded at the end and read at its last frame.
   export.json         the sha256 of the weights the graphs were exported from, and the export check's errors
 Loading with runtime onnx refuses graphs whose recorded weights hash differs from model.safetensors beside them.
 The history cache is kept: the encoder runs once per frame and the head takes the cached features. policy_head
@@ -64,7 +65,7 @@ class _Head(nn.Module):
 
     def forward(self, history):
         arm, logit = self.head(history)
-        return arm[:, -1], torch.sigmoid(logit[:, -1])
+        return arm, torch.sigmoid(logit)
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
@@ -93,10 +94,14 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
                           output_names=["feature"], dynamic_shapes=shapes, opset_version=OPSET, dynamo=True,
                           verbose=False)
         feature = _Encoder(model)(*inputs)
-        for window in range(1, config.window + 1):
-            torch.onnx.export(_Head(model), (feature[:, None].repeat(1, window, 1),),
-                              out / ONNX_DIR / f"head_w{window}.onnx", input_names=["history"],
-                              output_names=["arm", "gripper"], opset_version=OPSET, dynamo=False)
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)  # the fused transformer layer (GPT head) has no ONNX op
+        try:
+            torch.onnx.export(_Head(model), (feature[:, None].repeat(1, config.window, 1),),
+                              out / ONNX_DIR / "head.onnx", input_names=["history"], output_names=["arm", "gripper"],
+                              opset_version=OPSET, dynamo=False)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
     record = {"weights_sha256": weights_digest(checkpoint), "opset": OPSET, "window": config.window}
     (out / ONNX_DIR / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n")
     record["check"] = check_export(model, out, inputs)
@@ -110,11 +115,14 @@ def check_export(model: VLAStructure, out: Path, inputs: tuple) -> dict:
     with torch.no_grad():
         eager = _Encoder(model)(*inputs)
         feature = runner.encode(inputs[0], inputs[3] if len(inputs) > 3 else None, Prompt(inputs[1], inputs[2]))
-        history = [feature] * model.config.window
-        eager_head = _Head(model)(torch.stack(history, 1))
-        onnx_head = runner.predict(history, None)
-    return {"feature": float((feature - eager).abs().max()), "arm": float((onnx_head.arm - eager_head[0]).abs().max()),
-            "gripper": float((onnx_head.gripper - eager_head[1]).abs().max())}
+        errors = {"feature": float((feature - eager).abs().max()), "arm": 0.0, "gripper": 0.0}
+        for length in (1, model.config.window):  # a short history (padded) and a full one
+            history = [feature * (1 + 0.1 * t) for t in range(length)]
+            arm, gripper = _Head(model)(torch.stack(history, 1))
+            onnx_head = runner.predict(history, None)
+            errors["arm"] = max(errors["arm"], float((onnx_head.arm - arm[:, -1]).abs().max()))
+            errors["gripper"] = max(errors["gripper"], float((onnx_head.gripper - gripper[:, -1]).abs().max()))
+    return errors
 
 
 class OnnxRunner:
@@ -138,7 +146,8 @@ class OnnxRunner:
         session = lambda name: onnxruntime.InferenceSession(str(graphs / name), options,  # noqa: E731
                                                             providers=["CPUExecutionProvider"])
         self._encoder = session("encoder.onnx")
-        self._heads = [session(f"head_w{w}.onnx") for w in range(1, model.config.window + 1)]
+        self._head = session("head.onnx")
+        self._window = model.config.window
         self._proprio = model.config.proprio_dim > 0
         self._device = next(model.parameters()).device
 
@@ -151,8 +160,12 @@ class OnnxRunner:
 
     def predict(self, history: list[torch.Tensor], prompt: Prompt | None) -> ActionPrediction:
         stacked = torch.stack(history, dim=1).float().cpu().numpy()
-        arm, gripper = self._heads[stacked.shape[1] - 1].run(None, {"history": np.ascontiguousarray(stacked)})
-        return ActionPrediction(torch.from_numpy(arm).to(self._device), torch.from_numpy(gripper).to(self._device))
+        length = stacked.shape[1]
+        padded = np.zeros((1, self._window, stacked.shape[2]), dtype=np.float32)
+        padded[:, :length] = stacked
+        arm, gripper = self._head.run(None, {"history": padded})
+        return ActionPrediction(torch.from_numpy(arm[:, length - 1]).to(self._device),
+                                torch.from_numpy(gripper[:, length - 1]).to(self._device))
 
 
 def main(argv: list[str] | None = None) -> int:

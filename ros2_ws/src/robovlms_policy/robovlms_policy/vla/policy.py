@@ -51,8 +51,7 @@ class VLAPolicy:
                  checkpoint_dir: Path | None = None) -> None:
         self.model = model.eval()
         self.runtime = runtime
-        self._runner = make_runner(runtime, self.model, checkpoint_dir)
-        self.model = getattr(self._runner, "model", self.model)  # int8: the quantised copy replaces the original
+        self._runner = make_runner(runtime, self.model, checkpoint_dir)  # int8 quantises ``model`` in place
         self.config = config
         self.tokenizer = tokenizer
         self.codec = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment, config.n_bins)

@@ -59,7 +59,9 @@ def make_runner(runtime: str, model: VLAStructure, checkpoint_dir: Path | None =
         if device.type != "cpu":
             raise RuntimeUnsupported("runtime int8 (torch dynamic quantisation) runs on the CPU only; on CUDA use "
                                      "bf16 or cuda_graph")
-        return EagerRunner(torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8))
+        # In place: a quantised copy would hold the fp32 weights twice at load (2x peak memory at KosMos-2 size).
+        return EagerRunner(torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8,
+                                                                  inplace=True))
     if runtime == "compile":
         return CompiledRunner(model)
     if runtime == "cuda_graph":
