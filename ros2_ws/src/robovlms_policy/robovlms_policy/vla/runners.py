@@ -5,6 +5,7 @@ device says so at load (RuntimeUnsupported); none falls back to another silently
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,8 +61,12 @@ def make_runner(runtime: str, model: VLAStructure, checkpoint_dir: Path | None =
             raise RuntimeUnsupported("runtime int8 (torch dynamic quantisation) runs on the CPU only; on CUDA use "
                                      "bf16 or cuda_graph")
         # In place: a quantised copy would hold the fp32 weights twice at load (2x peak memory at KosMos-2 size).
-        return EagerRunner(torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8,
-                                                                  inplace=True))
+        # torch 2.13 deprecates quantised tensors in favour of torchao but still runs them; its notice is not the
+        # user's to act on.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
+            return EagerRunner(torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8,
+                                                                      inplace=True))
     if runtime == "compile":
         return CompiledRunner(model)
     if runtime == "cuda_graph":
