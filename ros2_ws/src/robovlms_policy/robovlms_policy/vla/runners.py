@@ -34,10 +34,15 @@ class EagerRunner:
 
 
 class CompiledRunner(EagerRunner):
-    """torch.compile of both calls; ``mode`` reduce-overhead adds CUDA-graph capture."""
+    """torch.compile of both calls; ``mode`` reduce-overhead adds CUDA-graph capture. The encoder compiles once
+    (dynamic shapes); the prediction takes the history as a list, whose length torch guards on, so it compiles
+    once per history length (1 .. window) while the first episode fills the history: the recompile limit is
+    raised to cover them, or dynamo would fall back to eager past its default of 8."""
 
     def __init__(self, model: VLAStructure, mode: str | None = None) -> None:
         super().__init__(model)
+        dynamo_config = torch._dynamo.config
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, model.config.window + 2)
         self._encode = torch.compile(super().encode, dynamic=True, mode=mode)
         self._predict = torch.compile(super().predict, dynamic=True, mode=mode)
 

@@ -3,7 +3,7 @@ Every runtime computes what eager fp32 computes, up to its numerics (``runtime_c
 
   eager       the model as loaded
   int8        torch dynamic int8 quantisation of every Linear layer, in place (CPU)
-  compile     torch.compile (inductor) of both per-tick calls, shapes dynamic so the growing history compiles once
+  compile     torch.compile (inductor) of both per-tick calls (the prediction once per history length)
   onnx        ONNX graphs exported by robovlms-export (the per-frame encoder and the head over the window of
               cached features), run with onnxruntime; policy_head only
   bf16        bfloat16 weights and activations (CUDA)
