@@ -51,15 +51,20 @@ def result_of(info: dict) -> TrialResult:
                        str(label.get("note", "")))
 
 
-def read_results(run_dir: Path) -> list[TrialResult]:
-    """Every trial folder of a run, in start order (unreadable trial.json files are skipped)."""
+def trial_infos(run_dir: Path) -> list[dict]:
+    """The trial.json documents of a run's trial folders, in start order (unreadable ones are skipped)."""
     infos = []
     for path in sorted(Path(run_dir).glob(f"*/{TRIAL_FILE}")):
         try:
             infos.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             continue
-    return [result_of(i) for i in sorted(infos, key=lambda i: i.get("started_at", 0.0)) if "trial_id" in i]
+    return sorted((i for i in infos if "trial_id" in i), key=lambda i: i.get("started_at", 0.0))
+
+
+def read_results(run_dir: Path) -> list[TrialResult]:
+    """Every trial folder of a run, in start order."""
+    return [result_of(info) for info in trial_infos(run_dir)]
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

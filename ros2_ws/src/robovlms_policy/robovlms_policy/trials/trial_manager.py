@@ -9,7 +9,6 @@ stopped (labelled trials of the same plan are kept, nothing recorded is overwrit
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -18,9 +17,10 @@ from typing import Callable, Protocol
 
 from robovlms_io import names
 from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_policy.vla.digest import file_sha256
 
 from .plan import EvaluationPlan, PlannedTrial, plan_to_dict
-from .report import TrialResult, result_of
+from .report import TrialResult, result_of, trial_infos
 
 RUN_FILE = "run.json"
 POLL_S = 0.02
@@ -50,15 +50,9 @@ def checkpoint_identity(path: str) -> dict:
     directory = Path(path) if path else None
     if directory is None or not (directory / "config.json").is_file():
         return {"path": path} if path else {}
-    identity = {"path": str(directory.resolve()),
-                "config_sha256": hashlib.sha256((directory / "config.json").read_bytes()).hexdigest()}
-    weights = directory / "model.safetensors"
-    if weights.is_file():
-        digest = hashlib.sha256()
-        with weights.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 24), b""):
-                digest.update(block)
-        identity["weights_sha256"] = digest.hexdigest()
+    identity = {"path": str(directory.resolve()), "config_sha256": file_sha256(directory / "config.json")}
+    if (directory / "model.safetensors").is_file():
+        identity["weights_sha256"] = file_sha256(directory / "model.safetensors")
     return identity
 
 
@@ -112,12 +106,8 @@ class TrialManager:
             record.write_text(json.dumps({"plan_digest": self.plan.digest, "plan": plan_to_dict(self.plan),
                                           "sim": self.sim, "seed": self.seed, "checkpoint": self.checkpoint,
                                           "created_at": time.time()}, indent=2) + "\n")
-        done: dict[str, TrialResult] = {}
-        for path in sorted(self.run_dir.glob("*/trial.json")):
-            info = json.loads(path.read_text())
-            if info.get("plan_digest") == self.plan.digest and (info.get("label") or {}).get("outcome"):
-                done[info["plan_key"]] = result_of(info)
-        return RunState(done)
+        return RunState({info["plan_key"]: result_of(info) for info in trial_infos(self.run_dir)
+                         if info.get("plan_digest") == self.plan.digest and (info.get("label") or {}).get("outcome")})
 
     def _run_trial(self, trial: PlannedTrial) -> TrialResult:
         seed = self.seed + trial.repeat if self.sim else None

@@ -135,13 +135,13 @@ class TrialRecorderNode(Node):
                                  QoSProfile(depth=RECORD_DEPTH, reliability=reliability), raw=True)
 
     def _record(self, topic: str, msgtype: str, cdr: bytes) -> None:
+        received_ns = self.get_clock().now().nanoseconds
         with self._lock:
             if msgtype in SNAPSHOT_TYPES:
-                self._latest[topic] = (msgtype, self.get_clock().now().nanoseconds, cdr)
+                self._latest[topic] = (msgtype, received_ns, cdr)
             if self._bag is None:
                 return
-            stop_reason = _write_failure(lambda: self._bag.write(topic, msgtype, self.get_clock().now().nanoseconds,
-                                                                 cdr))
+            stop_reason = _write_failure(lambda: self._bag.write(topic, msgtype, received_ns, cdr))
             if stop_reason is None and topic == self._command_topic:
                 self._trial["steps"] += 1
                 limit = self._trial["max_steps"]

@@ -14,7 +14,6 @@ only: the other structures run their VLM over the whole window each tick, which 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE, CheckpointError, load_checkpoint
+from .digest import file_sha256
 from .runtimes import RuntimeUnsupported
 from .structures import ActionPrediction, Prompt, VLAStructure
 
@@ -35,11 +35,7 @@ OPSET = 18  # torch.export's default: no version conversion
 
 
 def weights_digest(directory: Path) -> str:
-    digest = hashlib.sha256()
-    with (Path(directory) / WEIGHTS_FILE).open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 24), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(directory) / WEIGHTS_FILE)
 
 
 def _require_policy_head(model: VLAStructure) -> None:
