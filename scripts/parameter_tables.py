@@ -24,6 +24,7 @@ NODES = {
     "azure_kinect_camera": "robovlms_drivers.cameras.azure_kinect_node:AzureKinectParams",
     "twin_bridge": "robovlms_twin.twin_bridge_node:TwinBridgeParams",
     "calvin_bridge": "robovlms_calvin.calvin_bridge_node:CalvinBridgeParams",
+    "simpler_bridge": "robovlms_simpler.simpler_bridge_node:SimplerBridgeParams",
     "trial_recorder": "robovlms_policy.trials.trial_recorder_node:TrialRecorderParams",
 }
 BLOCK = re.compile(r"(<!-- parameters: (\w+) -->\n)(.*?)(<!-- /parameters -->)", re.S)

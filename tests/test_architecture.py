@@ -18,6 +18,7 @@ PACKAGES = {
     "robovlms_twin": REPO / "sim_bridges/robovlms_twin/robovlms_twin",
     "robovlms_demo": REPO / "sim_bridges/robovlms_demo/robovlms_demo",
     "robovlms_calvin": REPO / "sim_bridges/robovlms_calvin/robovlms_calvin",
+    "robovlms_simpler": REPO / "sim_bridges/robovlms_simpler/robovlms_simpler",
     "robovlms_training": REPO / "training/robovlms_training",
 }
 ROS_MODULES = {"rclpy", "rcl_interfaces", "std_msgs", "sensor_msgs", "geometry_msgs", "builtin_interfaces",
@@ -43,6 +44,9 @@ RULES = [
                                          "protocol", "calvin_eval", "calvin_setup", "sequences")}),
     # A CALVIN user needs neither the twin (mujoco) nor the twin's demo; the model loads in the policy node.
     ("robovlms_calvin", HEAVY | {"robovlms_twin", "robovlms_training", "robovlms_demo.demo", "robovlms_policy.vla"}),
+    # Likewise for SimplerEnv (ManiSkill3 brings its own torch, imported by name only in its adapter).
+    ("robovlms_simpler", HEAVY | {"robovlms_twin", "robovlms_training", "robovlms_demo.demo", "robovlms_policy.vla",
+                                  "robovlms_calvin"}),
 ]
 
 

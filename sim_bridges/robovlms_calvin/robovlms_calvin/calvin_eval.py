@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from rclpy.parameter import Parameter
-from std_msgs.msg import String
 
 from robovlms_calvin.calvin_bridge_node import CONTINUE_CHAIN, MAX_SUBTASK_STEPS, START_CHAIN
 from robovlms_calvin.calvin_setup import CalvinUnavailable
@@ -24,21 +23,15 @@ from robovlms_calvin.composition import compose_calvin_cell
 from robovlms_calvin.protocol import ChainResult, SubtaskOutcome, evaluate, merge_results, select_chains, write_results
 from robovlms_calvin.sequences import NUM_CHAINS, Chain, evaluation_chains
 from robovlms_demo.graph import bringup_context, policy_node
+from robovlms_policy.trials.graph_episodes import GraphEpisodes
+from robovlms_policy.trials.shards import parse_shard
 from robovlms_policy.trials.operator import TRIAL_SERVICES, OperatorGraph, assert_domain_is_free, run_graph_session
-from robovlms_io import names, qos
-from robovlms_msgs.srv import LabelTrial, ResetEpisode, StartTrial, StopTrial
+from robovlms_io import names
+from robovlms_msgs.srv import ResetEpisode
 from robovlms_policy.runtime.chunk_strategies import STRATEGIES
 
 # The same parameter files as calvin.launch.py, in the same order (calvin.yaml's driver section wins).
 CONFIG_FILES = ("kinova_driver.yaml", "calvin.yaml", "policy_node.yaml", "trial_recorder.yaml")
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        shard, shards = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes I/N (e.g. 0/4), not {text!r}") from None
-    return shard, shards
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,52 +65,14 @@ class RosSubtaskRunner:
     """Runs each subtask through the graph's services and topics."""
 
     def __init__(self, graph: OperatorGraph, recorder, max_steps: int) -> None:
-        self.graph, self.recorder, self.max_steps = graph, recorder, max_steps
-        # Without the recorder, the operator publishes the instructions (the recorder does it per trial).
-        self.instruction_pub = None if recorder is not None else graph.operator.create_publisher(
-            String, names.INSTRUCTION_TOPIC, qos.LATCHED)
+        self.episodes, self.max_steps = GraphEpisodes(graph, recording=recorder is not None), max_steps
 
     def run_subtask(self, chain: Chain, position: int, subtask: str) -> SubtaskOutcome:
         variation = START_CHAIN if position == 0 else CONTINUE_CHAIN
-        self._idle()  # the policy is reset per subtask, as in CALVIN: idle, then the new instruction
-        previous = self.graph.latest_info.episode_id if self.graph.latest_info is not None else 0
-        reset = self.graph.call(names.RESET_EPISODE_SERVICE,
-                                ResetEpisode.Request(task=subtask, seed=chain.index, variation=variation))
-        if not reset.success:
-            raise RuntimeError(f"reset_episode(chain {chain.index}, {subtask}) failed: {reset.message}")
-        started = time.monotonic()
-        trial_id = ""
-        if self.recorder is not None:
-            start = self.graph.call("trial/start", StartTrial.Request(
-                instruction=reset.instruction, task=subtask, setting=f"calvin_chain_{chain.index}",
-                max_steps=self.max_steps))
-            if not start.success:
-                raise RuntimeError(f"trial/start failed: {start.message}")
-            trial_id = start.trial_id
-        else:
-            self.instruction_pub.publish(String(data=reset.instruction))
-        info = self._wait_for_end(previous, started)
-        if self.recorder is not None:
-            self.graph.call("trial/stop", StopTrial.Request(reason="success" if info.success else "timeout"))
-            self.graph.call("trial/label", LabelTrial.Request(trial_id=trial_id, success=info.success,
-                                                              note="CALVIN task oracle"))
-        return SubtaskOutcome(subtask, reset.instruction, bool(info.success), int(info.step),
-                              time.monotonic() - started, trial_id)
-
-    def _idle(self) -> None:
-        if self.instruction_pub is not None:
-            self.instruction_pub.publish(String(data=""))
-
-    def _wait_for_end(self, previous_episode: int, started: float):
-        """Until the bridge reports success or the step limit in the new episode (it stops stepping then)."""
-        deadline = started + self.max_steps * 2.0 + 60.0  # generous: a slow machine, a slow model
-        while time.monotonic() < deadline:
-            info = self.graph.latest_info
-            if info is not None and info.episode_id > previous_episode and (
-                    info.success or info.step >= self.max_steps):
-                return info
-            time.sleep(0.02)
-        raise RuntimeError(f"the subtask did not end within {deadline - started:.0f} s")
+        run = self.episodes.run(ResetEpisode.Request(task=subtask, seed=chain.index, variation=variation),
+                                f"calvin_chain_{chain.index}", self.max_steps, "CALVIN task oracle")
+        return SubtaskOutcome(subtask, run.reset.instruction, bool(run.info.success), int(run.info.step),
+                              run.seconds, run.trial_id)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
 
 from robovlms_calvin.sequences import CHAIN_LENGTH, Chain
+from robovlms_policy.trials.shards import take_shard
 
 RESULTS_FILE = "results.json"
 BENCHMARK = "calvin"
@@ -77,14 +78,9 @@ def evaluate(runner: SubtaskRunner, chains: Iterable[Chain],
 def select_chains(chains: Sequence[Chain], first: int | None = None, shard: int = 0,
                   shards: int = 1) -> list[Chain]:
     """The first ``first`` chains (all when None), then shard ``shard`` of ``shards`` contiguous parts."""
-    if shards < 1 or not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} of {shards}: need 0 <= shard < shards")
     if first is not None and first < 1:
         raise ValueError("the number of chains must be at least 1")
-    selected = list(chains[:first] if first is not None else chains)
-    size, extra = divmod(len(selected), shards)
-    start = shard * size + min(shard, extra)
-    return selected[start:start + size + (1 if shard < extra else 0)]
+    return take_shard(list(chains[:first] if first is not None else chains), shard, shards)
 
 
 def summary(results: Sequence[ChainResult]) -> dict:

@@ -22,8 +22,9 @@ def bringup_context(config_files: Sequence[str]) -> rclpy.Context:
     return context
 
 
-def policy_node(context, checkpoint: str, execution_strategy: str) -> Node:
+def policy_node(context, checkpoint: str, execution_strategy: str, overrides: Sequence[Parameter] = ()) -> Node:
     """The policy node on ``checkpoint`` (imported here, so torch loads only when a model is used)."""
     from robovlms_policy.node.policy_node import PolicyNode
     return PolicyNode(context=context, parameter_overrides=[
-        Parameter("checkpoint", value=checkpoint), Parameter("execution_strategy", value=execution_strategy)])
+        Parameter("checkpoint", value=checkpoint), Parameter("execution_strategy", value=execution_strategy),
+        *overrides])

@@ -28,7 +28,8 @@ class DriverParams:
     """Parameters of `kinova_driver`."""
 
     backend: str = param("sim", "Arm backend plug-in: 'kortex' (real Gen3 via kortex_api), 'sim' (the MuJoCo "
-                                "twin, installed with robovlms_twin) or 'calvin' (robovlms_calvin's calvin_cell).")
+                                "twin, installed with robovlms_twin), 'calvin' (robovlms_calvin's calvin_cell) or "
+                                "'simpler' (robovlms_simpler's simpler_cell).")
     robot_ip: str = param("192.168.1.10", "Kortex backend: IP address of the Gen3 arm.")
     robot_port: int = param(10000, "Kortex backend: TCP port of the Kortex API.", low=1, high=65535)
     username: str = param("admin", "Kortex backend: session user name.")

@@ -70,16 +70,16 @@ class OperatorGraph:
             if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
                 raise RuntimeError(f"service {name} did not come up within {SERVICE_TIMEOUT_S:.0f} s")
 
-    def call(self, name: str, request):
-        return self.call_client(self.clients[name], request)
+    def call(self, name: str, request, timeout_s: float = SERVICE_TIMEOUT_S):
+        return self.call_client(self.clients[name], request, timeout_s)
 
-    def call_client(self, client, request):
+    def call_client(self, client, request, timeout_s: float = SERVICE_TIMEOUT_S):
         """Call any client of the operator node (spun by the graph's thread), with the timeout."""
         future = client.call_async(request)
-        deadline = time.monotonic() + SERVICE_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while not future.done():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"service {client.srv_name} did not answer within {SERVICE_TIMEOUT_S:.0f} s")
+                raise RuntimeError(f"service {client.srv_name} did not answer within {timeout_s:.0f} s")
             time.sleep(0.01)
         return future.result()
 

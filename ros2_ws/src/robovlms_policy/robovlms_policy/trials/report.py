@@ -67,6 +67,18 @@ def read_results(run_dir: Path) -> list[TrialResult]:
     return [result_of(info) for info in trial_infos(run_dir)]
 
 
+def load_results(run_dir: Path) -> tuple[dict, list[TrialResult]]:
+    """A run's results.json (as write_results writes it): its meta and episodes; ValueError if unreadable."""
+    path = Path(run_dir) / "results.json"
+    try:
+        document = json.loads(path.read_text())
+        names = {f.name for f in fields(TrialResult)}
+        episodes = [TrialResult(**{k: v for k, v in e.items() if k in names}) for e in document["episodes"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a readable results file ({error})") from error
+    return dict(document.get("meta") or {}), episodes
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a success rate (sound for small n and rates of 0 or 1)."""
     if n == 0:
