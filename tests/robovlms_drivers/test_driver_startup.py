@@ -31,7 +31,7 @@ def test_kortex_backend_without_sdk_says_how_to_install():
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["-p", "backend:=ur5"], "no arm backend named 'ur5' is installed; installed: ['calvin', 'kortex', 'sim']"),
+    (["-p", "backend:=ur5"], "no arm backend named 'ur5' is installed; installed: ['calvin', 'kortex', 'sim', 'simpler']"),
     (["-p", "control_rate:=10.0"], "parameter 'control_rate' must be >= 50"),
     (["-p", "workspace_min:=[0.9, 0.0, 0.0]", "-p", "workspace_max:=[0.1, 1.0, 1.0]"], "workspace box"),
     (["-p", "watchdog_timeout:=fast"], "parameter 'watchdog_timeout'"),

@@ -75,6 +75,9 @@ class RealToSimEnv:
         self.gym = _import("gymnasium", "gymnasium")
         _import("mani_skill2_real2sim.envs", "SimplerEnv's ManiSkill2_real2sim")
         self.assets = Path(_import("mani_skill2_real2sim", "ManiSkill2_real2sim").ASSET_DIR)
+        # SimplerEnv's own choice of the benchmark camera's image (overhead / 3rd view by robot).
+        self.benchmark_image = _import("simpler_env.utils.env.observation_utils",
+                                       "SimplerEnv (simpler_env)").get_image_from_maniskill2_obs_dict
         self._env, self._key, self._task, self._camera = None, None, "", ""
 
     def _build(self, episode: Episode) -> Any:
@@ -114,7 +117,7 @@ class RealToSimEnv:
             tcp = np.concatenate([env.tcp.pose.p, env.tcp.pose.q])
         position, quaternion = pose_in_base(obs["agent"]["base_pose"], tcp)
         return Observation(
-            image=np.ascontiguousarray(obs["image"][camera]["rgb"][..., :3], np.uint8),
+            image=np.ascontiguousarray(self.benchmark_image(env, obs)[..., :3], np.uint8),
             intrinsic=obs.get("camera_param", {}).get(camera, {}).get("intrinsic_cv"),
             tcp_position=position, tcp_quaternion=quaternion,
             joints=np.asarray(obs["agent"]["qpos"], float)[:ROBOTS[TASKS[self._task].robot].arm_joints],
