@@ -30,6 +30,7 @@ bench: setup
 	@scripts/with_env.sh python benchmarks/bench_twin.py
 	@scripts/with_env.sh python benchmarks/bench_training.py
 	@scripts/with_env.sh python benchmarks/bench_calvin_reader.py
+	@scripts/with_env.sh python benchmarks/loader_throughput.py
 	@scripts/with_env.sh python benchmarks/bench_vla.py --checkpoint $(DEFAULT_CHECKPOINT)
 
 clean:

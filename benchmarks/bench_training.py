@@ -22,9 +22,11 @@ from robovlms_policy.vla.checkpoint import load_checkpoint
 from robovlms_policy.vla.proprio import ProprioNormalizer
 from robovlms_training.augment import AugmentConfig, FrameProcessor
 from robovlms_training.dataset import WindowCollator, WindowDataset
-from robovlms_training.default_recipe import RECIPE, _init
+from robovlms_training.fit import create_checkpoint_from
+from robovlms_training.recipe import load_recipe
 from robovlms_training.episode_store import load_store
-from robovlms_training.train import TrainSettings, _statistics
+from robovlms_training.run_data import with_statistics
+from robovlms_training.train import TrainSettings
 from robovlms_training.twin_collect import CollectConfig, Job, collect, seeds_for
 
 
@@ -42,14 +44,15 @@ def main() -> None:
         args.data = work / "store"
         collect(args.data, [Job(t, s, "expert") for t, s in seeds_for(list(TASKS), 4)], CollectConfig(),
                 progress=False)
-    _init(work / "init", RECIPE)
+    recipe = load_recipe("twin_tiny")
+    create_checkpoint_from(recipe.init.create, work / "init")
     model, config, tokenizer = load_checkpoint(work / "init")
     episodes = load_store([args.data])
-    config = _statistics(config, episodes, TrainSettings())
+    config = with_statistics(config, episodes, TrainSettings())
     codec = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment)
     dataset = WindowDataset(episodes, codec, config.camera_names, config.image_size, config.window, config.chunk,
-                            RECIPE.segment, ProprioNormalizer.from_dict(config.proprio_stats))
-    loader = DataLoader(dataset, batch_size=RECIPE.batch_size, shuffle=True, drop_last=True,
+                            recipe.train.segment, ProprioNormalizer.from_dict(config.proprio_stats))
+    loader = DataLoader(dataset, batch_size=recipe.train.batch_size, shuffle=True, drop_last=True,
                         collate_fn=WindowCollator(tokenizer, config.max_instruction_tokens))
     frames = FrameProcessor(config.image_mean, config.image_std, AugmentConfig())
 
@@ -71,7 +74,7 @@ def main() -> None:
             start, supervised = time.perf_counter(), 0
         batch = next(stream)
         batch["pixels"] = frames(batch.pop("frames"), train=True)
-        loss = model.compute_loss(batch, RECIPE.gripper_weight)["loss"]
+        loss = model.compute_loss(batch, recipe.optim.gripper_weight)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -79,7 +82,7 @@ def main() -> None:
     train_rate = supervised / (time.perf_counter() - start)
     params = sum(p.numel() for p in model.parameters())
     print(f"\nDefault recipe model ({params / 1e6:.2f} M parameters, {config.image_size} px, window {config.window}, "
-          f"batch {RECIPE.batch_size} x {RECIPE.segment} steps), {args.threads} torch threads\n")
+          f"batch {recipe.train.batch_size} x {recipe.train.segment} steps), {args.threads} torch threads\n")
     print("| stage | supervised steps/s |")
     print("|---|---:|")
     print(f"| data loader (rows, collation, augmentation) | {loader_rate:.0f} |")

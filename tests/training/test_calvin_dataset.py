@@ -20,11 +20,12 @@ from robovlms_policy.vla.init_checkpoint import create_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_training.calvin_dataset import is_calvin_split, load_calvin_split
 from robovlms_training.calvin_recipe import main as train_calvin
+from robovlms_training.recipe import load_recipe
 from robovlms_training.dataset import WindowDataset, action_statistics, proprio_statistics
 from robovlms_training.episodes import EpisodeError, default_typestore, load_trial
 from robovlms_training.module import VLAFineTuner
 from robovlms_training.train import TrainSettings, train
-from robovlms_training.train import main as train_main
+from robovlms_training.cli import main as train_main
 
 BASE = np.array([-0.34, -0.46, 0.24])  # calvin_env conf/scene/calvin_scene_*.yaml robot_base_position
 # (start, end inclusive, instruction, task); frames 0-29 are scene A, 30-59 scene D.
@@ -239,7 +240,9 @@ def test_the_calvin_recipe_dry_run_trains_and_resumes(dataset, tmp_path, capsys)
     assert (config.backbone, config.structure, config.policy_head, config.embodiment) == (
         "kosmos2", "policy_head", "lstm", "calvin")
     assert (config.window, config.chunk, config.camera_names) == (16, 10, ["static", "wrist"])
-    assert json.loads((out / "recipe.json").read_text())["gripper_weight"] == 0.01
+    recipe = load_recipe(out / "recipe.yaml")
+    assert recipe.optim.gripper_weight == 0.01 and recipe.train.calvin_scenes == ("D",)
+    assert recipe.train.validation_data == [str(dataset / "validation")]
     values = frame_values(0)
     policy.reset("open the drawer")
     output = policy.step({"static": values["rgb_static"], "wrist": values["rgb_gripper"]})

@@ -11,8 +11,10 @@ import pytest
 from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_training.default_recipe import MODEL_CARD, RECIPE, TRAINING_RECORD, Round, run
 
-TOY = replace(RECIPE, image_size=32, demo_episodes_per_task=1, rounds=(Round(3, 1e-3), Round(2, 1e-4, 1)),
-              batch_size=2, segment=4, warmup_steps=1, twin_eval_every=0, workers=1)
+TOY = replace(RECIPE, overrides=("init.create.image_size=32", "train.batch_size=2", "train.segment=4",
+                                 "train.val_every=0", "train.save_every=0", "train.twin_eval_every=0",
+                                 "optim.warmup_steps=1"),
+              demo_episodes_per_task=1, rounds=(Round(3, 1e-3), Round(2, 1e-4, 1)), workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,8 @@ def test_every_stage_runs_and_the_export_is_the_last_round(trained):
     assert (work / "round_0" / "model.safetensors").read_bytes() != (out / "model.safetensors").read_bytes()
     card = (out / MODEL_CARD).read_text()
     assert "make train-default" in card and "round 1: 2 steps" in card and "DAgger round 1" in card
+    assert "training/recipes/twin_tiny.yaml with init.create.image_size=32" in card
+    assert record["recipe"]["resolved"]["train"]["batch_size"] == 2
 
 
 def test_the_export_reloads_through_the_policy_api_with_the_trained_actions(trained):

@@ -19,7 +19,7 @@ from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_training.augment import FrameProcessor
 from robovlms_training.dataset import WindowCollator, WindowDataset
 from robovlms_training.episodes import find_trial_dirs, load_episodes
-from robovlms_training.train import main as train_main
+from robovlms_training.cli import main as train_main
 from test_training_episodes import COMMAND, bag_messages, record_demo_run
 
 pytestmark = pytest.mark.ros
@@ -125,7 +125,7 @@ def test_robovlms_train_end_to_end(demo_run, init_ckpt, tmp_path, monkeypatch, c
 
 def test_cli_bad_input_exits_1_with_one_line(demo_run, init_ckpt, tmp_path, capsys):
     (tmp_path / "empty_run").mkdir()
-    result = subprocess.run([sys.executable, "-m", "robovlms_training.train", "--init", str(init_ckpt), "--data",
+    result = subprocess.run([sys.executable, "-m", "robovlms_training.cli", "--init", str(init_ckpt), "--data",
                              str(tmp_path / "empty_run"), "--out", str(tmp_path / "o1")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1

@@ -16,7 +16,7 @@ normalised with the checkpoint's ActionCodec; proprioception is standardised wit
 from __future__ import annotations
 
 import zlib
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -67,7 +67,8 @@ def split_by_seed(episodes: Sequence[Episode], validation_fraction: float) -> tu
 class WindowDataset(Dataset):
     """Rows of ``segment`` supervised steps with their history; items are dicts of tensors plus the text."""
 
-    def __init__(self, episodes: Sequence[Episode], codec: ActionCodec, camera_names: Sequence[str],
+    def __init__(self, episodes: Sequence[Episode], codec: ActionCodec | Mapping[str, ActionCodec],
+                 camera_names: Sequence[str],
                  image_size: int, window: int, chunk: int, segment: int = 16,
                  proprio: ProprioNormalizer | None = None) -> None:
         if window < 1 or chunk < 1 or segment < 1:
@@ -84,11 +85,15 @@ class WindowDataset(Dataset):
         self.episodes = list(episodes)
         # (T, cameras, S, S, 3) uint8, indexable by an array of steps
         self._frames = [_camera_stack(e.frames, self.camera_names, image_size) for e in self.episodes]
-        self._actions = [codec.normalize(command_to_dataset_units(codec.embodiment, e.actions)).astype(np.float32)
-                         for e in self.episodes]
+        self._actions = [_normalized_actions(e, codec) for e in self.episodes]
         self._proprio = None if proprio is None else [proprio.normalize(e.proprio).astype(np.float32)
                                                        for e in self.episodes]
         self._index = [(i, start) for i, e in enumerate(self.episodes) for start in range(0, len(e), segment)]
+
+    @property
+    def row_episodes(self) -> list[int]:
+        """The episode index of every row."""
+        return [episode for episode, _ in self._index]
 
     @property
     def steps(self) -> int:
@@ -119,6 +124,20 @@ class WindowDataset(Dataset):
         if self._proprio is not None:
             sample["proprio"] = torch.from_numpy(self._proprio[episode_idx][rows])
         return sample
+
+
+def _normalized_actions(episode: Episode, codec: ActionCodec | Mapping[str, ActionCodec]) -> np.ndarray:
+    """The episode's actions in its embodiment's dataset units, normalised by that embodiment's codec (a mixture
+    of embodiments passes one codec per embodiment; episodes without one are the codec's own)."""
+    if isinstance(codec, Mapping):
+        name = episode.info.get("embodiment")
+        if name is None and len(codec) == 1:
+            name = next(iter(codec))
+        if name not in codec:
+            raise ValueError(f"{episode.trial_dir}: no action statistics for embodiment {name!r} "
+                             f"(have {sorted(codec)})")
+        codec = codec[name]
+    return codec.normalize(command_to_dataset_units(codec.embodiment, episode.actions)).astype(np.float32)
 
 
 def _at_size(frames: np.ndarray, size: int) -> np.ndarray:

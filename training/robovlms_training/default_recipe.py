@@ -1,7 +1,10 @@
 """robovlms-train-default (`make train-default`): the twin's default checkpoint, trained from nothing on a CPU.
 
+The model and its training settings are the recipe training/recipes/twin_tiny.yaml (``Recipe.training``, with
+``Recipe.overrides``); this pipeline adds the data collection and the rounds around it.
+
 Stages, each skipped when its output already exists (an interrupted run resumes where it stopped):
-  1. init     a tiny PaliGemma-shaped policy-head checkpoint (RECIPE.backbone_changes) with proprioception and
+  1. init     a tiny PaliGemma-shaped policy-head checkpoint (the recipe's init.create) with proprioception and
               a BPE tokenizer learnt from the tasks' training instructions
   2. demos    noisy-expert demonstrations on training seeds (labels: the expert's corrections)
   3. round 0  train on the demonstrations
@@ -23,13 +26,15 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from robovlms_twin.tasks import TRAIN_SEED_BASE
 
-from .module import OptimizerConfig
-from .train import TrainSettings, quiet_lightning, train
+from .fit import create_checkpoint_from
+from .recipe import Recipe as TrainingRecipe
+from .recipe import load_recipe
+from .train import quiet_lightning, train
 from .twin_collect import CollectConfig, Job, collect, seeds_for
 
 MODEL_CARD = "MODEL_CARD.md"
@@ -38,49 +43,28 @@ TRAINING_RECORD = "training.json"
 
 @dataclass(frozen=True)
 class Round:
-    steps: int
-    lr: float
+    steps: int | None = None  # None: the training recipe's train.max_steps
+    lr: float | None = None  # None: its optim.lr
     dagger_episodes_per_task: int = 0  # collected with the previous round's policy before training (0: none)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    backbone: str = "paligemma"
-    image_size: int = 64
-    window: int = 8
-    chunk: int = 10
-    backbone_changes: dict = field(default_factory=lambda: {
-        "vision_config": {"patch_size": 16, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2}})
-    bpe_merges: int = 200
+    training: str = "twin_tiny"  # model and training settings: a recipe under training/recipes/ (or a path)
+    overrides: tuple[str, ...] = ()  # KEY.PATH=VALUE applied to it
     demo_episodes_per_task: int = 300
     # DAgger rounds are supported (Round(1000, 3e-4, 100) collects 100 policy rollouts per task, labelled by the
     # expert) but off: measured, one such round took the twin success from 69% to 20%. The expert's labels in the
     # states a weak policy reaches are long runs of the same recovery (lift at full speed, turn at the limit),
     # which the tiny model then also predicts where the demonstrations' motion was right.
-    rounds: tuple[Round, ...] = (Round(2500, 1e-3),)
-    batch_size: int = 16
-    segment: int = 16
-    gripper_weight: float = 0.1
-    warmup_steps: int = 200
-    twin_eval_every: int = 1000
+    rounds: tuple[Round, ...] = (Round(),)
     workers: int = 2
-    seed: int = 0
+
+    def training_recipe(self) -> TrainingRecipe:
+        return load_recipe(self.training, self.overrides)
 
 
 RECIPE = Recipe()
-
-
-def _init(path: Path, recipe: Recipe) -> None:
-    from robovlms_policy.vla.init_checkpoint import create_checkpoint
-    from robovlms_policy.vla.proprio import EE_POSE_GRIPPER, PROPRIO_LAYOUTS
-    from robovlms_policy.vla.tokenizer import build_bpe_tokenizer
-    from robovlms_twin.tasks import TASKS
-
-    tokenizer = build_bpe_tokenizer([i for task in TASKS.values() for i in task.instructions], recipe.bpe_merges)
-    create_checkpoint(path, recipe.backbone, "policy_head", tiny=True, seed=recipe.seed,
-                      backbone_changes=recipe.backbone_changes, tokenizer=tokenizer, image_size=recipe.image_size,
-                      window=recipe.window, chunk=recipe.chunk, proprio_dim=PROPRIO_LAYOUTS[EE_POSE_GRIPPER],
-                      proprio_layout=EE_POSE_GRIPPER)
 
 
 STAGE_RECORD = "stage.json"  # beside each stage's output: what the model card says about it after a resume
@@ -108,11 +92,14 @@ def run(work: Path, out: Path, recipe: Recipe = RECIPE, progress: bool = True) -
     from robovlms_twin.tasks import TASKS
 
     tasks = list(TASKS)
+    training = recipe.training_recipe()
+    if training.init.create is None:
+        raise ValueError(f"{recipe.training}: the default pipeline creates its checkpoint (init.create)")
     work.mkdir(parents=True, exist_ok=True)
-    record = {"recipe": asdict(recipe), "commit": _commit(), "stages": []}
+    record = {"recipe": {**asdict(recipe), "resolved": training.to_dict()}, "commit": _commit(), "stages": []}
     init = work / "init"
     if not _stage(init / "config.json", "init checkpoint", record):
-        _init(init, recipe)
+        create_checkpoint_from(training.init.create, init)
     data = [work / "data" / "demos"]
     if not _stage(data[0] / "manifest.json", f"demonstrations ({recipe.demo_episodes_per_task} per task)", record):
         jobs = [Job(t, s, "expert") for t, s in seeds_for(tasks, recipe.demo_episodes_per_task)]
@@ -134,12 +121,11 @@ def run(work: Path, out: Path, recipe: Recipe = RECIPE, progress: bool = True) -
                 _finish_stage(store, {"dagger_round": index, "policy_success_on_training_seeds": rates,
                                       "seconds": time.time() - began}, record)
         target = work / f"round_{index}"
-        if not _stage(target / "config.json", f"training round {index} ({round_.steps} steps)", record):
-            settings = TrainSettings(max_steps=round_.steps, batch_size=recipe.batch_size, segment=recipe.segment,
-                                     val_every=max(100, round_.steps // 5), save_every=max(500, round_.steps // 2),
-                                     keep_statistics=index > 0, seed=recipe.seed + index, progress_bar=progress,
-                                     twin_eval_every=recipe.twin_eval_every)
-            optim = OptimizerConfig(lr=round_.lr, warmup_steps=recipe.warmup_steps, gripper_weight=recipe.gripper_weight)
+        steps = round_.steps or training.train.max_steps
+        if not _stage(target / "config.json", f"training round {index} ({steps} steps)", record):
+            settings = replace(training.train, max_steps=steps, keep_statistics=index > 0,
+                               seed=training.train.seed + index, progress_bar=progress)
+            optim = replace(training.optim, lr=round_.lr or training.optim.lr)
             summary = train(previous, data, target, settings, optim)
             print(summary.describe(), flush=True)
             _finish_stage(target, {"round": index, "steps": summary.steps, "seconds": summary.seconds,
@@ -168,6 +154,7 @@ def export(checkpoint: Path, out: Path, record: dict) -> None:
 
 def model_card(record: dict, evaluation: str) -> str:
     recipe = record["recipe"]
+    model = recipe["resolved"]["init"]["create"]
     rounds = [s for s in record["stages"] if "round" in s]
     dagger = [s for s in record["stages"] if "dagger_round" in s]
     last = rounds[-1]["validation"] if rounds else {}
@@ -184,8 +171,10 @@ def model_card(record: dict, evaluation: str) -> str:
         "",
         "## Model",
         "",
-        f"- image {recipe['image_size']} px per camera (static Azure Kinect view, wrist RealSense), "
-        f"window {recipe['window']}, chunk {recipe['chunk']}, backbone changes {json.dumps(recipe['backbone_changes'])}",
+        f"- image {model['image_size']} px per camera (static Azure Kinect view, wrist RealSense), "
+        f"window {model['window']}, chunk {model['chunk']}, backbone changes {json.dumps(model['backbone_changes'])}",
+        f"- recipe: training/recipes/{recipe['training']}.yaml" + (f" with {', '.join(recipe['overrides'])}"
+                                                                   if recipe["overrides"] else ""),
         "- tokenizer: byte-level BPE learnt from the tasks' training instructions (unseen words split into known "
         "pieces)",
         "- runs in the policy node with `ee_pose` and `joint_states` as its robot-state input",

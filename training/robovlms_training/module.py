@@ -16,10 +16,15 @@ from .augment import FrameProcessor
 ARM_NAMES = ("x", "y", "z", "rx", "ry", "rz")
 
 
+SCHEDULES = ("constant", "cosine", "half_cosine")
+
+
 @dataclass
 class OptimizerConfig:
-    """AdamW; linear warm-up from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr_ratio``
-    x lr at ``total_steps`` (constant after warm-up when ``total_steps`` is 0)."""
+    """AdamW; linear warm-up from 0 to ``lr`` over ``warmup_steps`` (or ``warmup_ratio`` of the run), then
+    ``schedule`` until ``total_steps``: constant; cosine decay to ``min_lr_ratio`` x lr; or half_cosine, the
+    first half of that decay (the run ends half-way down, for a run to be continued). Constant after warm-up
+    when ``total_steps`` is 0."""
 
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -27,20 +32,31 @@ class OptimizerConfig:
     total_steps: int = 0
     min_lr_ratio: float = 0.1
     gripper_weight: float = DEFAULT_GRIPPER_WEIGHT
+    schedule: str = "cosine"
+    warmup_ratio: float = 0.0  # > 0: warm-up over this fraction of total_steps (replaces warmup_steps)
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0 and self.total_steps >= 0
                 and 0 <= self.min_lr_ratio <= 1 and math.isfinite(self.gripper_weight)
-                and self.gripper_weight >= 0):
+                and self.gripper_weight >= 0 and 0 <= self.warmup_ratio < 1):
             raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0, total_steps >= 0, "
-                             f"min_lr_ratio in [0, 1], gripper_weight >= 0; got {self}")
+                             f"min_lr_ratio in [0, 1], gripper_weight >= 0, warmup_ratio in [0, 1); got {self}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
+
+    @property
+    def warmup(self) -> int:
+        return math.ceil(self.warmup_ratio * self.total_steps) if self.warmup_ratio > 0 else self.warmup_steps
 
     def lr_factor(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.total_steps <= self.warmup_steps:
+        warmup = self.warmup
+        if step < warmup:
+            return (step + 1) / warmup
+        if self.total_steps <= warmup or self.schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - self.warmup_steps) / (self.total_steps - self.warmup_steps))
+        progress = min(1.0, (step - warmup) / (self.total_steps - warmup))
+        if self.schedule == "half_cosine":
+            progress /= 2
         return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 

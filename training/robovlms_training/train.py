@@ -7,14 +7,18 @@ replace the initial checkpoint's unless ``keep_statistics`` (continuing from a t
 split by seed (or the given validation data, e.g. CALVIN's validation split) is scored every ``val_every`` steps;
 the best and the periodic checkpoints are written under OUT_DIR/checkpoints, the final one to OUT_DIR. Logs (CSV and
 TensorBoard) stay under OUT_DIR/train_logs; nothing is downloaded.
+
+Distributed runs (``strategy`` ddp / fsdp / deepspeed_stage_2|3, ``devices``, ``num_nodes``) use Lightning's own
+launchers: a single command on one machine starts the other local ranks itself; on a cluster start it under
+torchrun or SLURM (``srun``) and Lightning reads their environment. Lightning's own training checkpoint
+(optimizer and scheduler state) is kept as OUT_DIR/resume/last.ckpt, and ``resume`` continues from it.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
+import importlib.util
 import logging
 import math
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,24 +26,24 @@ from pathlib import Path
 from typing import Sequence
 
 import lightning as L
-import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
-from torch.utils.data import DataLoader
 
-from robovlms_policy.vla.action_codec import ActionCodec, ActionStatistics
-from robovlms_policy.vla.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from robovlms_policy.vla.checkpoint import load_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
-from robovlms_policy.vla.proprio import ProprioNormalizer
 
 from .augment import AugmentConfig, FrameProcessor
-from .dataset import WindowCollator, WindowDataset, action_statistics, proprio_statistics, split_by_seed
-from .episodes import Episode, EpisodeError
-from .sources import default_topics, read_sources
+from .callbacks import CheckpointWriter, ReplicaCheck
 from .module import OptimizerConfig, VLAFineTuner
+from .run_data import run_data
 
 LOG_DIR = "train_logs"
-CHECKPOINT_DIR = "checkpoints"
+RESUME_DIR = "resume"
+RESUME_FILE = "last.ckpt"
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed_stage_2", "deepspeed_stage_2_offload",
+              "deepspeed_stage_3", "deepspeed_stage_3_offload")
 # Floors on the normalisation range of each arm dimension (kinova units: m, rad per period).
 DEFAULT_MIN_RANGE = (0.01, 0.01, 0.01, 0.05, 0.05, 0.05)
 
@@ -69,6 +73,19 @@ class TrainSettings:
     camera_topics: dict[str, str] | None = None
     twin_eval_every: int = 0  # optimiser steps between closed-loop twin evaluations (0: none)
     twin_eval_episodes: int = 2  # per task
+    strategy: str = "auto"  # Lightning strategy: ddp, fsdp, deepspeed_stage_2 / _3 (deepspeed imported only then)
+    devices: int = 1  # per node
+    num_nodes: int = 1
+    accumulate_grad_batches: int = 1
+    gradient_checkpointing: bool = False  # recompute the backbone's activations in the backward pass
+    streaming: bool = False  # read episodes lazily through a shuffle buffer (data larger than memory)
+    shuffle_buffer: int = 1000  # rows held for shuffling when streaming
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
+        if min(self.devices, self.num_nodes, self.accumulate_grad_batches, self.shuffle_buffer) < 1:
+            raise ValueError("devices, num_nodes, accumulate_grad_batches and shuffle_buffer must be >= 1")
 
 
 @dataclass
@@ -82,6 +99,7 @@ class TrainSummary:
     losses: list[float]
     seconds: float
     validation: dict[str, float]
+    rank: int = 0  # global rank of the process (distributed runs return a summary on every rank)
 
     @property
     def samples_per_second(self) -> float:
@@ -95,98 +113,95 @@ class TrainSummary:
                 f"{last:.4f}" + (f"; validation: {val}" if val else "") + f"; checkpoint: {self.out_dir}")
 
 
-class CheckpointWriter(L.Callback):
-    """Writes the model in the checkpoint format: every ``every`` steps and whenever val/loss improves."""
-
-    def __init__(self, out: Path, config, tokenizer, every: int) -> None:
-        self.out, self.config, self.tokenizer, self.every = out, config, tokenizer, every
-        self.best = math.inf
-        self.best_step = -1
-
-    def _save(self, module, name: str) -> None:
-        was_training = module.model.training
-        save_checkpoint(module.model.eval(), self.config, self.tokenizer, self.out / CHECKPOINT_DIR / name)
-        module.model.train(was_training)
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every > 0 and trainer.global_step % self.every == 0:
-            self._save(module, f"step_{trainer.global_step:06d}")
-
-    def on_validation_end(self, trainer, module) -> None:
-        loss = trainer.callback_metrics.get("val/loss")
-        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
-            self.best, self.best_step = float(loss), trainer.global_step
-            self._save(module, "best")
-
-
 def train(init: str | Path, data: Sequence[str | Path], out: str | Path, settings: TrainSettings | None = None,
-          optim: OptimizerConfig | None = None) -> TrainSummary:
-    """Load episodes and the initial checkpoint, set the statistics, train, save to ``out``."""
+          optim: OptimizerConfig | None = None, weights: Sequence[float] | None = None,
+          attachments: dict[str, str] | None = None, resume: bool = False) -> TrainSummary:
+    """Load episodes and the initial checkpoint, set the statistics, train, save to ``out``.
+
+    ``weights``: one sampling weight per ``data`` source (rows drawn in proportion; None: every row alike).
+    ``attachments``: files (name -> text) written into every checkpoint, e.g. the resolved recipe.
+    ``resume``: continue the run in ``out`` from its OUT/resume/last.ckpt."""
     settings = settings or TrainSettings()
     optim = optim or OptimizerConfig()
     out = Path(out)
-    if settings.max_steps < 1 or settings.batch_size < 1:
-        raise ValueError(f"max_steps and batch_size must be >= 1, got {settings.max_steps} and {settings.batch_size}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"output {out} already exists and is not empty; choose a new directory")
+    _check_run(settings, out, resume, data, weights)
     model, config, tokenizer = load_checkpoint(init)
-    topics = settings.camera_topics or default_topics(config.camera_names)
-
-    def read(paths: Sequence[str | Path], scenes: Sequence[str] | None = None) -> list[Episode]:
-        return read_sources(paths, settings.include_failures, topics, scenes, settings.progress_bar)
-
-    if settings.validation_data:  # the scene choice is the training data's (CALVIN validates on its own scene)
-        train_episodes = read(data, settings.calvin_scenes)
-        val_episodes = read(settings.validation_data)
-    else:
-        train_episodes, val_episodes = split_by_seed(read(data, settings.calvin_scenes), settings.validation_fraction)
-    config = _statistics(config, train_episodes, settings)
-    codec = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment, config.n_bins)
-    proprio = ProprioNormalizer.from_dict(config.proprio_stats) if config.proprio_stats else None
-
-    def dataset(subset: list[Episode]) -> WindowDataset:
-        return WindowDataset(subset, codec, config.camera_names, config.image_size, config.window, config.chunk,
-                             settings.segment, proprio)
-
-    train_set = dataset(train_episodes)
-    collate = WindowCollator(tokenizer, config.max_instruction_tokens)
-    L.seed_everything(settings.seed, workers=True, verbose=False)
-    loader = DataLoader(train_set, batch_size=settings.batch_size, shuffle=True, num_workers=settings.num_workers,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(settings.seed), drop_last=True
-                        if len(train_set) > settings.batch_size else False)
-    val_loader = DataLoader(dataset(val_episodes), batch_size=settings.batch_size, collate_fn=collate) \
-        if val_episodes else None
+    prepared = run_data(data, weights, config, tokenizer, settings)
+    config = prepared.config
     frames = FrameProcessor(config.image_mean, config.image_std, settings.augment)
-    settings, optim = _schedule(settings, optim, len(loader))
+    settings, optim = _schedule(settings, optim, prepared.batches_per_epoch(settings.devices * settings.num_nodes))
     if optim.total_steps == 0:
         optim = dataclasses.replace(optim, total_steps=settings.max_steps)
+    if settings.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
     # Checkpoints load in eval mode, and Lightning keeps a module's mode: switch dropout on for training.
     module = VLAFineTuner(model.train(), optim, frames)
     out.mkdir(parents=True, exist_ok=True)
-    writer = CheckpointWriter(out, config, tokenizer, settings.save_every)
-    callbacks: list[L.Callback] = [writer]
+    writer = CheckpointWriter(out, config, tokenizer, settings.save_every, attachments)
+    callbacks: list[L.Callback] = [writer, ReplicaCheck(out), ModelCheckpoint(
+        dirpath=out / RESUME_DIR, filename="step_{step}", save_top_k=0, save_last=True,
+        every_n_train_steps=settings.save_every or settings.val_every or max(1, settings.max_steps // 10))]
     twin_eval = _twin_eval_callback(config, tokenizer, settings)
     if twin_eval is not None:
         callbacks.append(twin_eval)
-    loggers = [CSVLogger(out, name=LOG_DIR, version=""), TensorBoardLogger(out, name=LOG_DIR, version="tensorboard")]
+    # A resumed run logs its CSV beside the first one's (Lightning would replace metrics.csv); TensorBoard appends.
+    csv_version = time.strftime("resumed_%Y%m%d-%H%M%S") if resume else ""
+    loggers = [CSVLogger(out, name=LOG_DIR, version=csv_version),
+               TensorBoardLogger(out, name=LOG_DIR, version="tensorboard")]
     val_every = settings.val_every or settings.max_steps
-    trainer = L.Trainer(max_steps=settings.max_steps, max_epochs=-1, accelerator=settings.accelerator, devices=1,
+    trainer = L.Trainer(max_steps=settings.max_steps, max_epochs=-1, accelerator=settings.accelerator,
+                        devices=settings.devices, num_nodes=settings.num_nodes, strategy=_strategy(settings),
                         precision=settings.precision, gradient_clip_val=settings.gradient_clip or None,
-                        default_root_dir=out, logger=loggers, callbacks=callbacks, enable_checkpointing=False,
+                        accumulate_grad_batches=settings.accumulate_grad_batches,
+                        default_root_dir=out, logger=loggers, callbacks=callbacks, enable_checkpointing=True,
                         enable_progress_bar=settings.progress_bar, enable_model_summary=False,
-                        log_every_n_steps=1, val_check_interval=val_every if val_loader else None,
+                        log_every_n_steps=1, val_check_interval=val_every if prepared.val_loader else None,
                         check_val_every_n_epoch=None, num_sanity_val_steps=0,
-                        limit_val_batches=1.0 if val_loader else 0)
+                        limit_val_batches=1.0 if prepared.val_loader else 0)
     start = time.perf_counter()
-    trainer.fit(module, loader, val_loader)
+    trainer.fit(module, prepared.loader, prepared.val_loader, ckpt_path=out / RESUME_DIR / RESUME_FILE if resume else None)
     seconds = time.perf_counter() - start
-    save_checkpoint(module.model.cpu().eval(), config, tokenizer, out)
-    if twin_eval is not None:
+    trainer.save_checkpoint(out / RESUME_DIR / RESUME_FILE)  # the final state (every rank: sharded strategies)
+    if trainer.is_global_zero:
+        writer.save(module.model.cpu(), out)
+    if twin_eval is not None and trainer.is_global_zero:
         from .twin_eval import evaluation_table
         evaluation_table(out / "twin_eval.csv", twin_eval.history)
     validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-    return TrainSummary(out, len(train_set.episodes), len(train_set), trainer.global_step, module.samples_seen,
-                        module.steps_seen, module.loss_history, seconds, validation)
+    if writer.best_step >= 0:
+        validation["val/best_loss"] = writer.best
+    return TrainSummary(out, prepared.episodes, prepared.rows, trainer.global_step, module.samples_seen,
+                        module.steps_seen, module.loss_history, seconds, validation, trainer.global_rank)
+
+
+def _check_run(settings: TrainSettings, out: Path, resume: bool, data: Sequence, weights) -> None:
+    if settings.max_steps < 1 or settings.batch_size < 1:
+        raise ValueError(f"max_steps and batch_size must be >= 1, got {settings.max_steps} and {settings.batch_size}")
+    if weights is not None and (len(weights) != len(data) or not all(w > 0 for w in weights)):
+        raise ValueError(f"need one weight > 0 per data source: {len(data)} source(s), weights {list(weights)}")
+    if settings.strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        raise ValueError(f"strategy {settings.strategy} needs DeepSpeed: pip install deepspeed (on a CUDA machine)")
+    if rank_zero_only.rank != 0:
+        return  # the output directory is rank 0's to check and create
+    if resume:
+        if not (out / RESUME_DIR / RESUME_FILE).is_file():
+            raise ValueError(f"cannot resume: {out / RESUME_DIR / RESUME_FILE} does not exist")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"output {out} already exists and is not empty; choose a new directory (or resume)")
+
+
+def _strategy(settings: TrainSettings) -> str:
+    # Continuous structures leave parts of the VLM unused (its LM head, for one): DDP must expect that.
+    return {"ddp": "ddp_find_unused_parameters_true",
+            "ddp_spawn": "ddp_spawn_find_unused_parameters_true"}.get(settings.strategy, settings.strategy)
+
+
+def _enable_gradient_checkpointing(model) -> None:
+    vlm = model.backbone.model
+    if not getattr(vlm, "supports_gradient_checkpointing", False):
+        raise ValueError(f"the {type(vlm).__name__} backbone does not support gradient checkpointing")
+    # Non-reentrant checkpointing keeps the RNG state, so dropout masks match the forward pass.
+    vlm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _schedule(settings: TrainSettings, optim: OptimizerConfig,
@@ -201,20 +216,6 @@ def _schedule(settings: TrainSettings, optim: OptimizerConfig,
     return settings, optim
 
 
-def _statistics(config, episodes: list[Episode], settings: TrainSettings):
-    """The config with action (and proprioception) statistics of the training data, unless kept."""
-    if settings.keep_statistics:
-        if config.proprio_dim and not config.proprio_stats:
-            raise ValueError("keep_statistics: the initial checkpoint has no proprioception statistics")
-        return config
-    embodiment = ActionCodec(ActionStatistics.from_dict(config.action_stats), config.embodiment).embodiment
-    stats = action_statistics(episodes, embodiment, min_range=settings.min_range)
-    changes = {"action_stats": stats.to_dict()}
-    if config.proprio_dim:
-        changes["proprio_stats"] = proprio_statistics(episodes).to_dict()
-    return dataclasses.replace(config, **changes)
-
-
 def _twin_eval_callback(config, tokenizer, settings: TrainSettings):
     if settings.twin_eval_every <= 0:
         return None
@@ -225,101 +226,9 @@ def _twin_eval_callback(config, tokenizer, settings: TrainSettings):
                             settings.twin_eval_every, settings.twin_eval_episodes)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="robovlms-train", description=__doc__.splitlines()[0])
-    parser.add_argument("--init", required=True, type=Path, help="checkpoint directory to start from")
-    parser.add_argument("--data", required=True, nargs="+", type=Path,
-                        help="run or trial directories (rosbags) and/or episode stores (robovlms-twin-collect)")
-    parser.add_argument("--out", required=True, type=Path, help="new (empty) checkpoint directory")
-    parser.add_argument("--val-data", nargs="+", type=Path,
-                        help="validation episodes from these sources instead of a split by seed")
-    parser.add_argument("--calvin-scenes", nargs="+", metavar="SCENE",
-                        help="CALVIN annotations of these scenes only (e.g. A B C of task_ABCD_D)")
-    parser.add_argument("--max-steps", type=int, default=200, help="optimiser steps")
-    parser.add_argument("--epochs", type=float, default=0.0, help="passes over the training rows (replaces "
-                        "--max-steps)")
-    parser.add_argument("--batch-size", type=int, default=8, help="rows per batch")
-    parser.add_argument("--segment", type=int, default=16, help="supervised steps per row")
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--weight-decay", type=float, default=0.01)
-    parser.add_argument("--warmup-steps", type=int, default=0, help="linear learning-rate warm-up")
-    parser.add_argument("--warmup-epochs", type=float, default=0.0, help="warm-up in passes (replaces "
-                        "--warmup-steps)")
-    parser.add_argument("--gradient-clip", type=float, default=0.0, help="gradient-norm clip (0: none)")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision (32-true, bf16-mixed, ...)")
-    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay ends at this x lr")
-    parser.add_argument("--gripper-weight", type=float, default=OptimizerConfig.gripper_weight,
-                        help="weight of the gripper loss next to the arm's")
-    parser.add_argument("--validation-fraction", type=float, default=0.1, help="episodes held out, by seed")
-    parser.add_argument("--min-range", type=float, nargs=2, default=(DEFAULT_MIN_RANGE[0], DEFAULT_MIN_RANGE[3]),
-                        metavar=("TRANSLATION", "ROTATION"),
-                        help="floor on each arm dimension's normalisation range (dataset units: m and rad for kinova)")
-    parser.add_argument("--val-every", type=int, default=0, help="steps between validations (0: at the end)")
-    parser.add_argument("--save-every", type=int, default=0, help="steps between kept checkpoints")
-    parser.add_argument("--twin-eval-every", type=int, default=0,
-                        help="steps between closed-loop evaluations on the twin (0: none)")
-    parser.add_argument("--no-augment", action="store_true", help="no random shift / colour jitter")
-    parser.add_argument("--keep-statistics", action="store_true",
-                        help="keep the initial checkpoint's action / proprioception statistics")
-    parser.add_argument("--include-failures", action="store_true", help="also train on failed / unlabelled trials")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (GPU when available)")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--camera-topic", action="append", default=[], metavar="NAME=TOPIC",
-                        help="camera name <- bag topic (repeatable; default static=/rgb/image_raw, "
-                             "wrist=/camera/camera/color/image_raw)")
-    progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress-bar", dest="progress_bar", action="store_true", default=None,
-                          help="show a progress bar (default: when stderr is a terminal)")
-    progress.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
-    return parser
-
-
-def _camera_topics(entries: list[str]) -> dict[str, str] | None:
-    if not entries:
-        return None
-    topics = {}
-    for entry in entries:
-        name, sep, topic = entry.partition("=")
-        if not sep or not name.strip() or not topic.strip():
-            raise ValueError(f"--camera-topic {entry!r} is not NAME=TOPIC")
-        topics[name.strip()] = topic.strip()
-    return topics
-
-
 def quiet_lightning() -> None:
     """Lightning's start-up banners and data-loader tips are noise for a CLI; real problems still print."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=PossibleUserWarning)
     # lightning 2.6 still uses torch's deprecated pytree LeafSpec; harmless, and not the user's to fix.
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    quiet_lightning()
-    try:
-        optim = OptimizerConfig(args.lr, args.weight_decay, args.warmup_steps, 0, args.min_lr_ratio,
-                                args.gripper_weight)
-        settings = TrainSettings(
-            max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
-            batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,
-            validation_data=args.val_data, calvin_scenes=tuple(args.calvin_scenes) if args.calvin_scenes else None,
-            val_every=args.val_every, save_every=args.save_every,
-            include_failures=args.include_failures, keep_statistics=args.keep_statistics,
-            min_range=(args.min_range[0],) * 3 + (args.min_range[1],) * 3,
-            augment=None if args.no_augment else AugmentConfig(), accelerator=args.accelerator,
-            precision=args.precision, gradient_clip=args.gradient_clip, seed=args.seed,
-            num_workers=args.num_workers,
-            progress_bar=sys.stderr.isatty() if args.progress_bar is None else args.progress_bar,
-            camera_topics=_camera_topics(args.camera_topic), twin_eval_every=args.twin_eval_every)
-        summary = train(args.init, args.data, args.out, settings, optim)
-    except (EpisodeError, CheckpointError, ValueError, OSError, FloatingPointError) as err:
-        print(f"robovlms-train: error: {err}", file=sys.stderr)
-        return 1
-    print(summary.describe())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 class VLAConfig:
     backbone: str
     backbone_config: dict[str, Any]
-    action_stats: dict[str, list[float]]
+    action_stats: dict[str, list[float]]  # of the embodiment the policy acts as
     structure: str = "policy_head"
     policy_head: str = "lstm"
     embodiment: str = "kinova"
@@ -35,6 +35,9 @@ class VLAConfig:
     proprio_dim: int = 0
     proprio_layout: str = ""  # how the robot state is assembled (vla.proprio.PROPRIO_LAYOUTS); "" = none
     proprio_stats: dict[str, list[float]] | None = None  # mean / std the proprioception is standardised with
+    # Action statistics of every embodiment the weights were trained on (a cross-embodiment mixture); a
+    # fine-tune to one of them can start from its entry. None: trained on ``embodiment`` only.
+    embodiment_stats: dict[str, dict[str, list[float]]] | None = None
     max_instruction_tokens: int = 64
     image_start_id: int | None = None
     image_end_id: int | None = None
@@ -60,6 +63,7 @@ class VLAConfig:
             ActionStatistics.from_dict(self.action_stats)
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"action_stats: {err}") from err
+        self._validate_embodiment_stats()
         for name, low in (("image_size", 8), ("window", 1), ("chunk", 1), ("n_bins", 2), ("max_instruction_tokens", 1)):
             value = getattr(self, name)
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= low, name,
@@ -79,6 +83,21 @@ class VLAConfig:
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value >= 0), name,
                    f"must be null or a token id, got {value!r}")
+
+    def _validate_embodiment_stats(self) -> None:
+        from .action_codec import ActionStatistics
+        from .embodiments import EMBODIMENTS
+
+        if self.embodiment_stats is None:
+            return
+        _check(isinstance(self.embodiment_stats, dict) and self.embodiment in self.embodiment_stats,
+               "embodiment_stats", f"must map embodiment names to statistics, {self.embodiment!r} included")
+        for name, stats in self.embodiment_stats.items():
+            _check(name in EMBODIMENTS, "embodiment_stats", f"{name!r} is not one of {sorted(EMBODIMENTS)}")
+            try:
+                ActionStatistics.from_dict(stats)
+            except (KeyError, TypeError, ValueError) as err:
+                raise ConfigError(f"embodiment_stats.{name}: {err}") from err
 
     def _validate_proprio(self) -> None:
         from .proprio import PROPRIO_LAYOUTS, ProprioNormalizer

@@ -1,0 +1,81 @@
+"""Lightning callbacks of a training run: policy checkpoints in the suite's format, and the check that every
+distributed replica ends with the same weights."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from robovlms_policy.vla.checkpoint import save_checkpoint
+
+CHECKPOINT_DIR = "checkpoints"
+REPLICAS_FILE = "replicas.json"
+
+
+class CheckpointWriter(L.Callback):
+    """Writes the model in the checkpoint format (config.json, safetensors, tokenizer, plus ``attachments``, e.g.
+    the resolved recipe): every ``every`` steps and whenever val/loss improves. Global rank 0 only."""
+
+    def __init__(self, out: Path, config, tokenizer, every: int, attachments: dict[str, str] | None = None) -> None:
+        self.out, self.config, self.tokenizer, self.every = out, config, tokenizer, every
+        self.attachments = dict(attachments or {})
+        self.best = math.inf
+        self.best_step = -1
+
+    def save(self, model, directory: Path) -> None:
+        was_training = model.training
+        save_checkpoint(model.eval(), self.config, self.tokenizer, directory)
+        for name, text in self.attachments.items():
+            (directory / name).write_text(text)
+        model.train(was_training)
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.every > 0 and trainer.global_step % self.every == 0 and trainer.is_global_zero:
+            self.save(module.model, self.out / CHECKPOINT_DIR / f"step_{trainer.global_step:06d}")
+
+    def on_validation_end(self, trainer, module) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if loss is not None and float(loss) < self.best and not trainer.sanity_checking:
+            self.best, self.best_step = float(loss), trainer.global_step
+            if trainer.is_global_zero:
+                self.save(module.model, self.out / CHECKPOINT_DIR / "best")
+
+    # Kept in Lightning's resume checkpoint, so a resumed run still knows its best validation loss.
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_step": self.best_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_step = state["best"], state["best_step"]
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer, in name order: equal digests mean bit-identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class ReplicaCheck(L.Callback):
+    """At the end of a distributed run every rank's weight digest is gathered and written to
+    OUT/replicas.json; replicas that diverged (a broken gradient all-reduce) fail the run."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def on_train_end(self, trainer, module) -> None:
+        if trainer.world_size < 2:
+            return
+        digests: list[str | None] = [None] * trainer.world_size
+        torch.distributed.all_gather_object(digests, weights_digest(module.model))
+        if trainer.is_global_zero:
+            record = {"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__,
+                      "digests": digests, "identical": len(set(digests)) == 1}
+            (self.out / REPLICAS_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"distributed replicas ended with different weights: {digests}")
