@@ -52,6 +52,7 @@ def test_a_resumed_run_continues_from_its_training_state(fitted, tmp_path, capsy
     shutil.copytree(fitted, run)
     before = torch.load(run / "checkpoint" / "resume" / "last.ckpt", weights_only=False)
     assert before["global_step"] == 3
+    assert before["robovlms_attachments"]["recipe.yaml"] == (run / "recipe.yaml").read_text()
     assert train_main(["fit", "--resume", str(run), "--override", "train.max_steps=5"]) == 0
     assert "trained 5 steps" in capsys.readouterr().out
     after = torch.load(run / "checkpoint" / "resume" / "last.ckpt", weights_only=False)
@@ -163,3 +164,15 @@ def test_a_mixture_name_expands_to_its_datasets_under_a_tfds_directory(tmp_path)
     recipe = load_recipe("oxe_pretrain_kosmos2", [f"data=[{{path: {tmp_path}, mixture: magic_soup_subset}}]"])
     with pytest.raises(OXEDataError, match="needs fractal20220817_data"):
         data_sources(recipe)
+
+
+@pytest.mark.parametrize("strategy, message", [("deepspeed_stage_3", "needs DeepSpeed: pip install deepspeed"),
+                                               ("fsdp", "requires a GPU accelerator")])
+def test_strategies_this_machine_cannot_run_fail_with_a_clear_error(kinova_store, tmp_path, capsys, strategy,
+                                                                    message):
+    import importlib.util
+    if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is not None:
+        pytest.skip("DeepSpeed is installed here")
+    path = tiny_recipe(tmp_path / "r.yaml", [kinova_store], train={"strategy": strategy, "devices": 2})
+    assert train_main(["fit", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    assert message in capsys.readouterr().err

@@ -102,7 +102,7 @@ def _flags_main(argv: list[str]) -> int:
             augment=None if args.no_augment else AugmentConfig(), accelerator=args.accelerator,
             precision=args.precision, gradient_clip=args.gradient_clip, seed=args.seed,
             num_workers=args.num_workers,
-            progress_bar=sys.stderr.isatty() if args.progress_bar is None else args.progress_bar,
+            progress_bar=args.progress_bar,
             camera_topics=_camera_topics(args.camera_topic), twin_eval_every=args.twin_eval_every)
         summary = train(args.init, args.data, args.out, settings, optim)
     except ERRORS as err:

@@ -19,6 +19,7 @@ import dataclasses
 import importlib.util
 import logging
 import math
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from robovlms_policy.vla.checkpoint import load_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 
 from .augment import AugmentConfig, FrameProcessor
-from .callbacks import CheckpointWriter, ReplicaCheck
+from .callbacks import CheckpointWriter, ReplicaCheck, whole_model
 from .module import OptimizerConfig, VLAFineTuner
 from .run_data import run_data
 
@@ -69,7 +70,7 @@ class TrainSettings:
     gradient_clip: float = 0.0  # clip the gradient norm to this (0: no clipping)
     seed: int = 0
     num_workers: int = 0
-    progress_bar: bool = False
+    progress_bar: bool | None = None  # None: when stderr is a terminal
     camera_topics: dict[str, str] | None = None
     twin_eval_every: int = 0  # optimiser steps between closed-loop twin evaluations (0: none)
     twin_eval_episodes: int = 2  # per task
@@ -122,6 +123,8 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     ``attachments``: files (name -> text) written into every checkpoint, e.g. the resolved recipe.
     ``resume``: continue the run in ``out`` from its OUT/resume/last.ckpt."""
     settings = settings or TrainSettings()
+    if settings.progress_bar is None:
+        settings = dataclasses.replace(settings, progress_bar=sys.stderr.isatty())
     optim = optim or OptimizerConfig()
     out = Path(out)
     _check_run(settings, out, resume, data, weights)
@@ -162,8 +165,9 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     trainer.fit(module, prepared.loader, prepared.val_loader, ckpt_path=out / RESUME_DIR / RESUME_FILE if resume else None)
     seconds = time.perf_counter() - start
     trainer.save_checkpoint(out / RESUME_DIR / RESUME_FILE)  # the final state (every rank: sharded strategies)
-    if trainer.is_global_zero:
-        writer.save(module.model.cpu(), out)
+    final = whole_model(trainer, module, config)
+    if final is not None:
+        writer.save(final.cpu(), out)
     if twin_eval is not None and trainer.is_global_zero:
         from .twin_eval import evaluation_table
         evaluation_table(out / "twin_eval.csv", twin_eval.history)
