@@ -60,3 +60,6 @@ def test_a_sweep_needs_one_kind_of_search_and_a_valid_recipe(tmp_path, capsys):
     assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), "--grid", "optim.lrr=1,2",
                        "--override", "train.max_stepz=2"]) == 1
     assert "did you mean 'max_steps'" in capsys.readouterr().err
+    assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), "--grid", "optim.lr=1,2",
+                       "--override", "train.devices=2"]) == 1
+    assert "start one sweep worker per device" in capsys.readouterr().err

@@ -26,7 +26,8 @@ ERRORS = (EpisodeError, CheckpointError, BackboneLoadError, ValueError, OSError,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="robovlms-train", description="the quick form: flags instead of a recipe")
+    parser = argparse.ArgumentParser(prog="robovlms-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--init", required=True, type=Path, help="checkpoint directory to start from")
     parser.add_argument("--data", required=True, nargs="+", type=Path,
                         help="run or trial directories (rosbags) and/or episode stores (robovlms-twin-collect)")

@@ -92,7 +92,7 @@ def run_sweep(config: str, out: Path, grid: dict[str, list[Any]], space: dict[st
 
     if bool(grid) == bool(space):
         raise RecipeError("give the search as --grid entries or as --space entries (one kind)")
-    load_recipe(config, overrides)  # a broken recipe fails here, not in every trial
+    _check_single_process(load_recipe(config, overrides))  # a broken recipe fails here, not in every trial
     out.mkdir(parents=True, exist_ok=True)
     if storage is None:
         from optuna.storages.journal import JournalFileBackend
@@ -106,7 +106,7 @@ def run_sweep(config: str, out: Path, grid: dict[str, list[Any]], space: dict[st
             else _suggest(trial, space)
         run = out / f"trial_{trial.number:03d}"
         trial.set_user_attr("run", str(run))
-        recipe = load_recipe(config, overrides, chosen)
+        recipe = _check_single_process(load_recipe(config, overrides, chosen))
         summary = fit(recipe, run)
         value, metric = objective_of(summary)
         trial.set_user_attr("metric", metric)
@@ -124,6 +124,14 @@ def run_sweep(config: str, out: Path, grid: dict[str, list[Any]], space: dict[st
     study.optimize(objective, n_trials=n_trials, catch=(ValueError, OSError, FloatingPointError, RuntimeError))
     write_results(study, out)
     return study
+
+
+def _check_single_process(recipe):
+    """Trials run inside this process; a multi-device strategy would relaunch the whole sweep on every rank."""
+    if recipe.train.devices * recipe.train.num_nodes > 1:
+        raise RecipeError("a sweep trial trains in the sweep's own process: use train.devices 1 and "
+                          "train.num_nodes 1, and start one sweep worker per device to use several")
+    return recipe
 
 
 def _grid_size(grid: dict[str, list[Any]]) -> int:

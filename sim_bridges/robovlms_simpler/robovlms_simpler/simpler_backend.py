@@ -1,49 +1,25 @@
-"""The Kinova driver's ``simpler`` backend: the driver's safety layer (clamps, workspace box, watchdog, e-stop)
-in front of a SimplerEnv robot (Google Robot or WidowX). It only holds commands and reads state; the
-simpler_bridge node steps the env. Registered as a robovlms_drivers backend plug-in by this package's setup.py."""
+"""The Kinova driver's ``simpler`` backend: the driver's safety layer in front of a SimplerEnv robot (Google
+Robot or WidowX) that the simpler_bridge hosts and steps. Registered as a robovlms_drivers backend plug-in by
+this package's setup.py."""
 from __future__ import annotations
 
 import numpy as np
 
-from robovlms_drivers.kinova.backend import ArmBackend, ArmState, BackendUnavailable, Frame
+from robovlms_drivers.kinova.backend import ArmState
+from robovlms_drivers.kinova.hosted_cell import HostedCellBackend
 from robovlms_io.names import ARM_JOINTS, KNUCKLE_CLOSED_RAD
 from robovlms_io.rotations import quaternion_to_matrix
 
 
-class SimplerBackend(ArmBackend):
+class SimplerBackend(HostedCellBackend):
     """Drives the SimplerCell hosted by the simpler_bridge in the same process (simpler_cell executable)."""
 
     name = "simpler"
+    cell_executable = "ros2 run robovlms_simpler simpler_cell"
+    launch_file = "simpler.launch.py"
 
-    def __init__(self, cell) -> None:
-        self.cell = cell
-
-    @classmethod
-    def from_parameters(cls, params) -> "SimplerBackend":
-        raise BackendUnavailable("the simpler backend runs next to the simpler_bridge in one process: start "
-                                 "`ros2 run robovlms_simpler simpler_cell` (or simpler.launch.py), not the driver alone")
-
-    def connect(self) -> None:
-        """The env is already up (the bridge built it)."""
-
-    def send_twist(self, linear: np.ndarray, angular: np.ndarray, frame: Frame = Frame.BASE) -> None:
-        linear, angular = np.asarray(linear, float), np.asarray(angular, float)
-        with self.cell.lock:
-            if frame is Frame.TOOL:  # the env's actions are along the robot base's axes
-                rotation = quaternion_to_matrix(self.cell.observation.tcp_quaternion)
-                linear, angular = rotation @ linear, rotation @ angular
-            self.cell.set_twist(linear, angular)
-
-    def send_gripper(self, closure: float) -> None:
-        with self.cell.lock:
-            self.cell.set_gripper(closure)
-
-    def stop(self) -> None:
-        with self.cell.lock:
-            self.cell.set_twist(np.zeros(3), np.zeros(3))
-
-    def clear_faults(self) -> None:
-        """SimplerEnv has no controller faults."""
+    def tool_rotation(self) -> np.ndarray:
+        return quaternion_to_matrix(self.cell.observation.tcp_quaternion)
 
     def read_state(self) -> ArmState:
         with self.cell.lock:
@@ -55,6 +31,3 @@ class SimplerBackend(ArmBackend):
         joints[:len(arm)] = arm
         return ArmState(joint_positions=joints, gripper_position=obs.gripper_closure * KNUCKLE_CLOSED_RAD,
                         ee_position=obs.tcp_position, ee_quaternion=obs.tcp_quaternion)
-
-    def close(self) -> None:
-        self.stop()
