@@ -242,7 +242,7 @@ def test_the_calvin_recipe_dry_run_trains_and_resumes(dataset, tmp_path, capsys)
     assert (config.window, config.chunk, config.camera_names) == (16, 10, ["static", "wrist"])
     recipe = load_recipe(out / "recipe.yaml")
     assert recipe.optim.gripper_weight == 0.01 and recipe.train.calvin_scenes == ("D",)
-    assert recipe.train.validation_data == [str(dataset / "validation")]
+    assert recipe.train.validation_data == [dataset / "validation"]
     values = frame_values(0)
     policy.reset("open the drawer")
     output = policy.step({"static": values["rgb_static"], "wrist": values["rgb_gripper"]})

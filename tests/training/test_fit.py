@@ -114,17 +114,23 @@ def test_finetune_from_another_embodiment_keeps_the_backbone(fitted, bridge_stor
     assert policy.embodiment == "bridge"
 
 
-def test_gradient_checkpointing_trains_the_same_model(kinova_store, fitted, tmp_path):
-    from robovlms_training.train import _enable_gradient_checkpointing
+def test_gradient_checkpointing_trains_the_same_model(kinova_store, tmp_path, monkeypatch):
+    from robovlms_training import module as module_file
 
-    model = load_checkpoint(fitted / "init")[0]
-    _enable_gradient_checkpointing(model)
-    assert model.backbone.model.is_activation_checkpointing
+    trained_with = []
+    fine_tuner = module_file.VLAFineTuner
+
+    def recording(model, *args):  # the model the run trains, as the trainer gets it
+        trained_with.append(model.backbone.model.is_activation_checkpointing)
+        return fine_tuner(model, *args)
+
+    monkeypatch.setattr("robovlms_training.train.VLAFineTuner", recording)
     losses = {}
     for checkpointing in (False, True):
         path = tiny_recipe(tmp_path / f"gc{checkpointing}.yaml", [kinova_store],
                            train={"gradient_checkpointing": checkpointing, "augment": None, "max_steps": 2})
         losses[checkpointing] = fit(load_recipe(path), tmp_path / f"run{checkpointing}").losses
+    assert trained_with == [False, True]
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
     assert json.loads((tmp_path / "runTrue" / "init" / "config.json").read_text())["backbone"] == "paligemma"
 
@@ -139,17 +145,19 @@ def test_streamed_rlds_mixture_trains_with_statistics_per_dataset(tmp_path, caps
     create = {"backbone": "paligemma", "structure": "policy_head", "tiny": True, "image_size": 32, "window": 2,
               "chunk": 2, "embodiment": "bridge", "camera_names": ["static"]}
     path = tiny_recipe(tmp_path / "oxe.yaml", sources, init={"create": create},
-                       train={"streaming": True, "shuffle_buffer": 8, "max_steps": 3})
+                       train={"streaming": True, "shuffle_buffer": 8, "max_steps": 3, "validation_fraction": 0.0})
     summary = fit(load_recipe(path), tmp_path / "run")
     assert summary.steps == 3 and summary.frames_seen > 0
     config = load_checkpoint(tmp_path / "run" / "checkpoint")[1]
     assert sorted(config.embodiment_stats) == ["bridge", "google_robot"]
     assert config.action_stats == config.embodiment_stats["bridge"]
-    # A stream has no passes over the data.
-    path = tiny_recipe(tmp_path / "bad.yaml", sources, init={"create": create},
-                       train={"streaming": True, "epochs": 1.0})
-    assert train_main(["fit", "--config", str(path), "--out", str(tmp_path / "bad")]) == 1
-    assert "streamed data has no passes" in capsys.readouterr().err
+    # A stream has no passes over the data, and no split by seed.
+    for index, (train, message) in enumerate([({"epochs": 1.0, "validation_fraction": 0.0}, "has no passes"),
+                                              ({}, "is not split by seed")]):
+        path = tiny_recipe(tmp_path / f"bad{index}.yaml", sources, init={"create": create},
+                           train={"streaming": True, **train})
+        assert train_main(["fit", "--config", str(path), "--out", str(tmp_path / f"bad{index}")]) == 1
+        assert message in capsys.readouterr().err
 
 
 def test_a_mixture_name_expands_to_its_datasets_under_a_tfds_directory(tmp_path):
@@ -176,3 +184,45 @@ def test_strategies_this_machine_cannot_run_fail_with_a_clear_error(kinova_store
     path = tiny_recipe(tmp_path / "r.yaml", [kinova_store], train={"strategy": strategy, "devices": 2})
     assert train_main(["fit", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_mixture_checkpoint_fine_tunes_to_an_embodiment_outside_the_mixture(kinova_store, bridge_store,
+                                                                              tmp_path):
+    mixture = tiny_recipe(tmp_path / "mix.yaml", [kinova_store, bridge_store], train={"max_steps": 1})
+    fit(load_recipe(mixture), tmp_path / "mix")
+    target = write_store(tmp_path / "google", embodiment="google_robot", seed=2)
+    path = tiny_recipe(tmp_path / "ft.yaml", [target], init={"checkpoint": str(tmp_path / "mix" / "checkpoint")},
+                       finetune={"embodiment": "google_robot"}, train={"max_steps": 1})
+    fit(load_recipe(path), tmp_path / "ft")
+    config = load_checkpoint(tmp_path / "ft" / "checkpoint")[1]
+    assert config.embodiment == "google_robot" and config.embodiment_stats is None
+    with pytest.raises(ValueError, match="has no statistics to keep"):
+        prepare_finetune(tmp_path / "mix" / "checkpoint", tmp_path / "x", "google_robot", False,
+                         keep_statistics=True)
+    prepare_finetune(tmp_path / "mix" / "checkpoint", tmp_path / "kept", "bridge", False, keep_statistics=True)
+    mix_config = load_checkpoint(tmp_path / "mix" / "checkpoint")[1]
+    assert load_checkpoint(tmp_path / "kept")[1].action_stats == mix_config.embodiment_stats["bridge"]
+
+
+def test_paths_in_a_recipe_expand_the_home_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    recipe = load_recipe("calvin_abc_d_kosmos2")
+    assert recipe.init.create.pretrained == tmp_path / "models" / "kosmos-2-patch14-224"
+    assert recipe.data[0].path == tmp_path / "calvin" / "dataset" / "task_ABC_D" / "training"
+    assert recipe.train.validation_data == [tmp_path / "calvin" / "dataset" / "task_ABC_D" / "validation"]
+
+
+def test_a_rerun_starts_again_after_an_early_interruption_and_refuses_a_changed_init(kinova_store, tmp_path):
+    path = tiny_recipe(tmp_path / "r.yaml", [kinova_store], train={"max_steps": 1})
+    run = tmp_path / "run"
+    fit(load_recipe(path), run)
+    (run / "checkpoint" / "config.json").unlink()  # as if stopped before any training state was written
+    import shutil
+    shutil.rmtree(run / "checkpoint" / "resume")
+    fit(load_recipe(path), run)
+    assert (run / "checkpoint" / "config.json").is_file() and list(run.glob("checkpoint.interrupted_*"))
+    changed = tiny_recipe(tmp_path / "c.yaml", [kinova_store], train={"max_steps": 1},
+                          init={"create": {"backbone": "paligemma", "tiny": True, "image_size": 32, "window": 3}})
+    shutil.rmtree(run / "checkpoint")
+    with pytest.raises(ValueError, match="made by another init / finetune section"):
+        fit(load_recipe(changed), run)

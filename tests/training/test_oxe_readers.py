@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -283,7 +284,16 @@ def test_lerobot_round_trip(tmp_path):
         assert read.info["embodiment"] == "kinova"
     source = LeRobotSource(out)
     assert [e.info["episode_index"] for e in source(1, 2)] == [1]
-    assert len(read_sources([out], False, {})) == 3
+    suite_read = read_sources([out], False, {})  # a suite export: kinova units and its robot state, by default
+    assert len(suite_read) == 3 and all(e.proprio is not None for e in suite_read)
+    info_file = out / "meta" / "info.json"
+    info = json.loads(info_file.read_text())
+    info["features"]["action"]["names"] = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]  # another robot's
+    foreign = tmp_path / "foreign"
+    shutil.copytree(out, foreign)
+    (foreign / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.raises(OXEDataError, match="not a robovlms-export-lerobot dataset"):
+        read_sources([foreign], False, {})
     for video in out.rglob("*.mp4"):
         video.unlink()
     np.testing.assert_array_equal(np.concatenate(list(source.actions())),
@@ -292,3 +302,20 @@ def test_lerobot_round_trip(tmp_path):
         next(source())
     with pytest.raises(OXEDataError, match=r"no feature\(s\) \['observation.images.top'\]"):
         LeRobotSource(out, LeRobotConfig(cameras={"observation.images.top": "static"}))
+
+
+def test_a_placement_from_the_main_process_picks_the_rank_and_few_shards_split_by_record(tmp_path):
+    written = write_builder(tmp_path / "one", shards=1, per_shard=4)
+    source = RLDSSource(tmp_path / "one")
+    parts = [[e.info["seed"] for e in source(part, 2)] for part in range(2)]
+    assert all(parts) and not set(parts[0]) & set(parts[1])  # fewer files than parts: records alternate
+    assert sorted(parts[0] + parts[1]) == sorted(f"bridge_dataset/{p.name}/{i}" for p in source.shards
+                                                 for i in range(len(written)))
+    dataset = StreamingWindowDataset([(source, 1.0)], CODECS, ["static"], SIZE, WINDOW, CHUNK, SEGMENT,
+                                     shuffle_buffer=4)
+    dataset.placement = (1, 2)  # what StreamPlacement sets before the workers start; no process group here
+    assert {row["instruction"] for row in dataset} == {e.instruction for e in source(1, 2)}
+    first = [row["instruction"] for row in dataset]
+    dataset.start_step = 100  # a resumed run: the same rows, shuffled afresh
+    again = [row["instruction"] for row in dataset]
+    assert sorted(first) == sorted(again)

@@ -57,9 +57,16 @@ def test_a_sweep_needs_one_kind_of_search_and_a_valid_recipe(tmp_path, capsys):
     recipe = tiny_recipe(tmp_path / "r.yaml", [tmp_path])
     assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s")]) == 1
     assert "give the search as --grid entries or as --space" in capsys.readouterr().err
-    assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), "--grid", "optim.lrr=1,2",
+    assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), "--grid", "optim.lr=1,2",
                        "--override", "train.max_stepz=2"]) == 1
     assert "did you mean 'max_steps'" in capsys.readouterr().err
+    # Every value a trial can set is checked before the first trial runs.
+    for search, message in ((["--grid", "optim.lrr=1,2"], "optim.lrr: unknown key"),
+                            (["--space", "train.batch_size=choice:8,sixteen"],
+                             "train.batch_size: expected int, got 'sixteen'")):
+        assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), *search]) == 1
+        assert message in capsys.readouterr().err
+    assert not list((tmp_path / "s").glob("trial_*"))
     assert train_main(["sweep", "--config", str(recipe), "--out", str(tmp_path / "s"), "--grid", "optim.lr=1,2",
                        "--override", "train.devices=2"]) == 1
     assert "start one sweep worker per device" in capsys.readouterr().err

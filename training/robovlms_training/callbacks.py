@@ -25,6 +25,7 @@ class CheckpointWriter(L.Callback):
         self.attachments = dict(attachments or {})
         self.best = math.inf
         self.best_step = -1
+        self._last_saved = -1
 
     def save(self, model, directory: Path) -> None:
         was_training = model.training
@@ -34,8 +35,11 @@ class CheckpointWriter(L.Callback):
         model.train(was_training)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        if self.every > 0 and trainer.global_step % self.every == 0:
-            self._save_whole(trainer, module, self.out / CHECKPOINT_DIR / f"step_{trainer.global_step:06d}")
+        step = trainer.global_step
+        # With gradient accumulation several batches end at one step: save once, after a real step.
+        if self.every > 0 and step > 0 and step % self.every == 0 and step != self._last_saved:
+            self._last_saved = step
+            self._save_whole(trainer, module, self.out / CHECKPOINT_DIR / f"step_{step:06d}")
 
     def on_validation_end(self, trainer, module) -> None:
         loss = trainer.callback_metrics.get("val/loss")  # synchronised across ranks: they agree on "improved"

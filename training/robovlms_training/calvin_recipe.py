@@ -20,10 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import ERRORS
 from .fit import POLICY_DIR, fit, resume_recipe
 from .recipe import Recipe, RecipeError, load_recipe
-from .train import RESUME_DIR, RESUME_FILE, quiet_lightning
+from .train import RESUME_DIR, RESUME_FILE, USER_ERRORS, quiet_lightning
 
 RECIPE = "calvin_abc_d_kosmos2"
 SPLIT_SCENES = {"ABC": ["A", "B", "C"], "ABCD": ["A", "B", "C", "D"], "D": ["D"]}
@@ -54,7 +53,7 @@ def run(out: Path, recipe: Recipe) -> Path:
     if (target / "config.json").is_file():
         print(f"[train-calvin] already trained: {target}", flush=True)
         return target
-    resume = (target / RESUME_DIR / RESUME_FILE).is_file()
+    resume = (target / RESUME_DIR / RESUME_FILE).exists()  # a directory under DeepSpeed
     summary = fit(resume_recipe(out) if resume else recipe, out, resume=resume)
     print(summary.describe(), flush=True)
     return target
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args.out, calvin_recipe(args.dataset, args.pretrained, args.split, args.accelerator, args.max_steps,
                                     not args.no_progress))
-    except ERRORS as err:
+    except USER_ERRORS as err:
         print(f"robovlms-train-calvin: error: {err}", file=sys.stderr)
         return 1
     return 0

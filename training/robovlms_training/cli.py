@@ -14,15 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from robovlms_policy.vla.backbones.base import BackboneLoadError
-from robovlms_policy.vla.checkpoint import CheckpointError
-
 from .augment import AugmentConfig
-from .episodes import EpisodeError
 from .module import OptimizerConfig
-from .train import DEFAULT_MIN_RANGE, TrainSettings, quiet_lightning, train
+from .train import DEFAULT_MIN_RANGE, USER_ERRORS, TrainSettings, quiet_lightning, train
 
-ERRORS = (EpisodeError, CheckpointError, BackboneLoadError, ValueError, OSError, FloatingPointError, TimeoutError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,8 +86,8 @@ def _camera_topics(entries: list[str]) -> dict[str, str] | None:
 def _flags_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
-        optim = OptimizerConfig(args.lr, args.weight_decay, args.warmup_steps, 0, args.min_lr_ratio,
-                                args.gripper_weight)
+        optim = OptimizerConfig(lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+                                min_lr_ratio=args.min_lr_ratio, gripper_weight=args.gripper_weight)
         settings = TrainSettings(
             max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
             batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,
@@ -106,7 +101,7 @@ def _flags_main(argv: list[str]) -> int:
             progress_bar=args.progress_bar,
             camera_topics=_camera_topics(args.camera_topic), twin_eval_every=args.twin_eval_every)
         summary = train(args.init, args.data, args.out, settings, optim)
-    except ERRORS as err:
+    except USER_ERRORS as err:
         print(f"robovlms-train: error: {err}", file=sys.stderr)
         return 1
     print(summary.describe())
@@ -129,10 +124,12 @@ def _fit_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.config and args.out is None:
         parser.error("--config needs --out RUN")
+    if args.resume and args.out is not None:
+        parser.error("--resume continues the run in its own directory: drop --out")
     try:
         recipe = resume_recipe(args.resume, args.override) if args.resume else load_recipe(args.config, args.override)
         summary = fit(recipe, args.resume or args.out, resume=args.resume is not None)
-    except ERRORS as err:
+    except USER_ERRORS as err:
         print(f"robovlms-train: error: {err}", file=sys.stderr)
         return 1
     if rank_zero_only.rank == 0:

@@ -12,6 +12,8 @@ Lightning's own launcher they start after it anyway; under torchrun / SLURM they
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -22,12 +24,13 @@ from robovlms_policy.vla.checkpoint import load_checkpoint, save_checkpoint
 from robovlms_policy.vla.structures.heads import ChunkMLP, build_policy_head
 
 from .recipe import RESOLVED_RECIPE, CreateSpec, Recipe, RecipeError, load_recipe, recipe_text
-from .train import TrainSummary, train
+from .train import RESUME_DIR, RESUME_FILE, TrainSummary, train
 
 INIT_DIR = "init"
 POLICY_DIR = "checkpoint"
-READY_FILE = "config.json"  # written last by save_checkpoint's caller: the init checkpoint is complete
+READY_FILE = "config.json"  # inside RUN/init only after the atomic rename of the complete checkpoint
 WAIT_SECONDS = 1800
+MADE_BY = "made_by.json"  # the recipe sections RUN/init was made from: a changed recipe cannot reuse it
 
 
 def fit(recipe: Recipe, run: str | Path, resume: bool = False) -> TrainSummary:
@@ -37,18 +40,20 @@ def fit(recipe: Recipe, run: str | Path, resume: bool = False) -> TrainSummary:
     text = recipe_text(recipe)
     if rank == 0:
         trained = run / POLICY_DIR
+        if resume and not (trained / RESUME_DIR / RESUME_FILE).exists():
+            raise ValueError(f"cannot resume {run}: {trained / RESUME_DIR / RESUME_FILE} does not exist")
         if not resume and trained.exists() and any(trained.iterdir()):
-            raise ValueError(f"run directory {run} already holds a training run; choose a new one or --resume")
+            if (trained / READY_FILE).exists() or (trained / RESUME_DIR / RESUME_FILE).exists():
+                raise ValueError(f"run directory {run} already holds a training run; choose a new one or "
+                                 f"--resume")
+            # Stopped before its first training state was saved: nothing to resume, start again beside it.
+            trained.rename(run / time.strftime(f"{POLICY_DIR}.interrupted_%Y%m%d-%H%M%S"))
         run.mkdir(parents=True, exist_ok=True)
         (run / RESOLVED_RECIPE).write_text(text)
     init = starting_checkpoint(recipe, run / INIT_DIR, rank)
     attachments = {RESOLVED_RECIPE: text}
-    settings = recipe.train
-    if settings.validation_data:
-        settings = dataclasses.replace(settings, validation_data=[Path(p).expanduser() for p in
-                                                                  settings.validation_data])
     sources = data_sources(recipe)
-    return train(init, [path for path, _ in sources], run / POLICY_DIR, settings, recipe.optim,
+    return train(init, [path for path, _ in sources], run / POLICY_DIR, recipe.train, recipe.optim,
                  weights=[weight for _, weight in sources], attachments=attachments, resume=resume)
 
 
@@ -62,7 +67,7 @@ def data_sources(recipe: Recipe) -> list[tuple[Path, float]]:
             sources += [(path, weight * source.weight) for path, weight in mixture_sources(source.path,
                                                                                              source.mixture)]
         else:
-            sources.append((Path(source.path).expanduser(), source.weight))
+            sources.append((source.path, source.weight))
     return sources
 
 
@@ -78,31 +83,44 @@ def starting_checkpoint(recipe: Recipe, target: Path, rank: int) -> Path:
     """The checkpoint training starts from: init.checkpoint as is, or one written to ``target`` (created, or
     prepared for a fine-tune to another embodiment)."""
     if recipe.init.checkpoint is not None and recipe.finetune is None:
-        return Path(recipe.init.checkpoint).expanduser()
+        return recipe.init.checkpoint
+    made_by = json.dumps({"init": recipe.to_dict()["init"], "finetune": recipe.to_dict()["finetune"]},
+                         sort_keys=True)
     if (target / READY_FILE).is_file():
+        if (target / MADE_BY).read_text() != made_by:
+            raise RecipeError(f"{target} was made by another init / finetune section than this recipe's; "
+                              f"train the changed recipe in a new run directory")
         return target
     if rank != 0:
         return _wait_for(target / READY_FILE)
     staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)  # left by an interrupted attempt
     if recipe.init.create is not None:
         create_checkpoint_from(recipe.init.create, staging)
     else:
-        prepare_finetune(Path(recipe.init.checkpoint).expanduser(), staging, recipe.finetune.embodiment,
-                         recipe.finetune.head == "reinit", recipe.train.seed)
+        prepare_finetune(recipe.init.checkpoint, staging, recipe.finetune.embodiment,
+                         recipe.finetune.head == "reinit", recipe.train.seed, recipe.train.keep_statistics)
+    (staging / MADE_BY).write_text(made_by)
     staging.rename(target)  # atomic: waiting ranks never see half a checkpoint
     return target
 
 
-def prepare_finetune(source: Path, out: Path, embodiment: str, reinit_head: bool, seed: int = 0) -> None:
+def prepare_finetune(source: Path, out: Path, embodiment: str, reinit_head: bool, seed: int = 0,
+                     keep_statistics: bool = False) -> None:
     """A pre-trained checkpoint (any embodiment) made ready to train as ``embodiment``: the backbone kept, the
-    action head kept or freshly initialised, and that embodiment's statistics from the pre-training mixture
-    where it was part of it (the fine-tune's own data replaces them unless train.keep_statistics)."""
+    action head kept or freshly initialised. The fine-tune's own data sets the statistics, unless
+    ``keep_statistics``: then the pre-training mixture's entry for ``embodiment`` (which must exist)."""
     model, config, tokenizer = load_checkpoint(source)
     if reinit_head:
         reinitialize_head(model, seed)
     known = config.embodiment_stats or {config.embodiment: config.action_stats}
-    config = dataclasses.replace(config, embodiment=embodiment, action_stats=known.get(embodiment,
-                                                                                      config.action_stats))
+    if keep_statistics and embodiment not in known:
+        raise ValueError(f"finetune with train.keep_statistics: {source} was trained on {sorted(known)}, not "
+                         f"{embodiment!r}, so it has no statistics to keep; let the fine-tuning data set them")
+    # Until the data sets them, the target acts with its own entry or, for a new embodiment, a placeholder.
+    config = dataclasses.replace(config, embodiment=embodiment, embodiment_stats=None,
+                                 action_stats=known.get(embodiment, config.action_stats))
     config.validate()
     save_checkpoint(model, config, tokenizer, out)
 

@@ -27,12 +27,10 @@ from typing import Sequence
 import numpy as np
 
 from .episodes import DEFAULT_CAMERA_TOPICS, Episode, EpisodeError
+from .oxe.lerobot_reader import ACTION_NAMES, CODEBASE_VERSION, STATE_KEY, STATE_NAMES
 from .sources import read_sources
 
-CODEBASE_VERSION = "v3.0"
 CHUNK_FILE = "chunk-000/file-000"
-ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "gripper_closure"]
-STATE_NAMES = ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper_closure"]
 INDEX_COLUMNS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 
 
@@ -95,7 +93,7 @@ def export(episodes: Sequence[Episode], out: Path, fps: int = 10, robot_type: st
     with_state = all(e.proprio is not None for e in episodes)
     tasks = list(dict.fromkeys(e.instruction for e in episodes))
     frames = {c: [np.asarray(e.frames[c]) for e in episodes] for c in cameras}
-    columns: dict[str, list] = {"action": [], "observation.state": [], **{k: [] for k in INDEX_COLUMNS}}
+    columns: dict[str, list] = {"action": [], STATE_KEY: [], **{k: [] for k in INDEX_COLUMNS}}
     episode_rows = []
     start = 0
     for index, episode in enumerate(episodes):
@@ -103,7 +101,7 @@ def export(episodes: Sequence[Episode], out: Path, fps: int = 10, robot_type: st
         actions = episode.actions.astype(np.float32)
         columns["action"] += list(actions)
         if with_state:
-            columns["observation.state"] += list(episode.proprio.astype(np.float32))
+            columns[STATE_KEY] += list(episode.proprio.astype(np.float32))
         columns["timestamp"] += list((np.arange(n) / fps).astype(np.float32))
         columns["frame_index"] += list(range(n))
         columns["episode_index"] += [index] * n
@@ -121,12 +119,12 @@ def export(episodes: Sequence[Episode], out: Path, fps: int = 10, robot_type: st
         episode_rows.append(row)
         start += n
     if not with_state:
-        del columns["observation.state"]
+        del columns[STATE_KEY]
 
     out.mkdir(parents=True, exist_ok=True)
     features = {"action": {"dtype": "float32", "shape": [7], "names": ACTION_NAMES}}
     if with_state:
-        features["observation.state"] = {"dtype": "float32", "shape": [10], "names": STATE_NAMES}
+        features[STATE_KEY] = {"dtype": "float32", "shape": [10], "names": STATE_NAMES}
     for camera in cameras:
         height, width = frames[camera][0].shape[1:3]
         features[f"observation.images.{camera}"] = {
@@ -140,7 +138,7 @@ def export(episodes: Sequence[Episode], out: Path, fps: int = 10, robot_type: st
 
     table = {"action": pa.array([a.tolist() for a in columns.pop("action")], type=pa.list_(pa.float32()))}
     if with_state:
-        table["observation.state"] = pa.array([s.tolist() for s in columns.pop("observation.state")],
+        table[STATE_KEY] = pa.array([s.tolist() for s in columns.pop(STATE_KEY)],
                                               type=pa.list_(pa.float32()))
     table["timestamp"] = pa.array(columns.pop("timestamp"), type=pa.float32())
     table.update({k: pa.array(v, type=pa.int64()) for k, v in columns.items()})
@@ -152,7 +150,7 @@ def export(episodes: Sequence[Episode], out: Path, fps: int = 10, robot_type: st
 
     stats = {"action": _stats(np.stack([a for e in episodes for a in e.actions]).astype(np.float32))}
     if with_state:
-        stats["observation.state"] = _stats(np.concatenate([e.proprio for e in episodes]).astype(np.float32))
+        stats[STATE_KEY] = _stats(np.concatenate([e.proprio for e in episodes]).astype(np.float32))
     for camera in cameras:
         stats[f"observation.images.{camera}"] = _image_stats(np.concatenate(frames[camera]))
     (out / "meta" / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")

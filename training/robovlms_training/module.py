@@ -41,6 +41,8 @@ class OptimizerConfig:
                 and self.gripper_weight >= 0 and 0 <= self.warmup_ratio < 1):
             raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0, total_steps >= 0, "
                              f"min_lr_ratio in [0, 1], gripper_weight >= 0, warmup_ratio in [0, 1); got {self}")
+        if self.warmup_steps > 0 and self.warmup_ratio > 0:
+            raise ValueError("give one warm-up length: warmup_steps or warmup_ratio, not both")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class CreateSpec:
     structure: str = "policy_head"
     policy_head: str = "lstm"
     tiny: bool = True
-    pretrained: str | None = None
+    pretrained: Path | None = None
     embodiment: str = "kinova"
     camera_names: list[str] = field(default_factory=lambda: ["static", "wrist"])
     image_size: int = 32
@@ -62,7 +63,7 @@ class CreateSpec:
 
 @dataclass
 class InitSpec:
-    checkpoint: str | None = None  # a checkpoint directory to start from
+    checkpoint: Path | None = None  # a checkpoint directory to start from
     create: CreateSpec | None = None  # or a new one, written to RUN/init
 
     def __post_init__(self) -> None:
@@ -72,15 +73,15 @@ class InitSpec:
 
 @dataclass
 class SourceSpec:
-    path: str
+    path: Path
     weight: float = 1.0  # relative sampling weight of this source's rows
     # An Open X-Embodiment mixture (robovlms_training.oxe.mixtures.MIXTURES): ``path`` is then a TFDS data
     # directory holding its datasets, each weighted by the mixture's weight x ``weight``.
     mixture: str = ""
 
     def __post_init__(self) -> None:
-        if not self.weight > 0:
-            raise RecipeError(f"data: weight of {self.path} must be > 0, got {self.weight}")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise RecipeError(f"data: weight of {self.path} must be finite and > 0, got {self.weight}")
 
 
 @dataclass
@@ -250,9 +251,9 @@ def _scalar(hint: Any, value: Any, where: str) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
-    elif hint is Path:
-        if isinstance(value, str):
-            return value
+    elif hint is Path:  # paths are expanded here, once: ~/datasets/... works in every path field
+        if isinstance(value, (str, Path)):
+            return Path(value).expanduser()
     else:
         raise RecipeError(f"{where}: unsupported type {hint}")
     raise RecipeError(f"{where}: expected {hint.__name__}, got {value!r}")

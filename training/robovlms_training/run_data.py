@@ -31,12 +31,13 @@ class RunData:
     config: VLAConfig  # the initial checkpoint's, with the training data's statistics
     loader: DataLoader
     val_loader: DataLoader | None
-    episodes: int  # training episodes (0: streamed, not counted)
-    rows: int  # training rows (0: streamed)
+    episodes: int  # training episodes (0 when streamed: not counted)
+    rows: int  # training rows (0 when streamed)
+    streamed: bool = False
 
     def batches_per_epoch(self, replicas: int) -> int | None:
         """Batches each replica sees per pass (None: a stream has no passes)."""
-        return None if self.rows == 0 else max(1, len(self.loader) // replicas)
+        return None if self.streamed else max(1, len(self.loader) // replicas)
 
 
 def run_data(data: Sequence[str | Path], weights: Sequence[float] | None, config: VLAConfig, tokenizer,
@@ -75,7 +76,7 @@ def run_data(data: Sequence[str | Path], weights: Sequence[float] | None, config
         episodes, rows = len(train_set.episodes), len(train_set)
     val_loader = DataLoader(_windows(val_episodes, config, settings), batch_size=settings.batch_size,
                             collate_fn=collate) if val_episodes else None
-    return RunData(config, loader, val_loader, episodes, rows)
+    return RunData(config, loader, val_loader, episodes, rows, settings.streaming)
 
 
 def _windows(episodes: list[Episode], config: VLAConfig, settings: "TrainSettings") -> WindowDataset:
@@ -92,6 +93,11 @@ def _streamed(data: Sequence[str | Path], weights: Sequence[float] | None, confi
     if settings.epochs or settings.warmup_epochs:
         raise ValueError("streamed data has no passes: give train.max_steps (and optim warm-up in steps or "
                          "as a ratio), not epochs")
+    if settings.validation_fraction > 0 and not settings.validation_data:
+        raise ValueError("streamed data is not split by seed: set train.validation_fraction: 0 and give held-out "
+                         "episodes as train.validation_data (an episode store or a small builder), or none")
+    if settings.calvin_scenes:
+        raise ValueError("train.calvin_scenes selects CALVIN annotations; streaming reads RLDS / LeRobot only")
     if config.proprio_dim:
         raise ValueError("streamed RLDS / LeRobot sources carry no proprioception in this suite's layout; "
                          "train a checkpoint without it (init.create.proprio_layout: '')")
@@ -101,10 +107,15 @@ def _streamed(data: Sequence[str | Path], weights: Sequence[float] | None, confi
         by_embodiment.setdefault(source.embodiment, []).append(source)
     if config.embodiment not in by_embodiment:
         raise ValueError(_embodiment_mismatch(config.embodiment, by_embodiment))
-    stats = {name: dataset_action_statistics(group, min_range=settings.min_range).to_dict()
-             for name, group in sorted(by_embodiment.items())}
-    config = dataclasses.replace(config, action_stats=stats[config.embodiment],
-                                 embodiment_stats=stats if len(stats) > 1 else None)
+    if settings.keep_statistics:
+        missing = sorted(set(by_embodiment) - set(codecs(config)))
+        if missing:
+            raise ValueError(f"keep_statistics: the initial checkpoint has no statistics for {missing}")
+    else:  # one actions-only pass per start (a resume too)
+        stats = {name: dataset_action_statistics(group, min_range=settings.min_range).to_dict()
+                 for name, group in sorted(by_embodiment.items())}
+        config = dataclasses.replace(config, action_stats=stats[config.embodiment],
+                                     embodiment_stats=stats if len(stats) > 1 else None)
     weighted = list(zip(sources, weights or [1.0] * len(sources)))
     return config, StreamingWindowDataset(weighted, codecs(config), config.camera_names, config.image_size,
                                           config.window, config.chunk, settings.segment,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from .recipe import RecipeError, load_recipe
+from .train import USER_ERRORS
 
 JOURNAL = "study.journal"
 RESULTS = "results"
@@ -79,6 +81,8 @@ def objective_of(summary) -> tuple[float, str]:
         if key in summary.validation:
             return summary.validation[key], key
     tail = summary.losses[-10:]
+    if not tail:
+        raise ValueError(f"{summary.out_dir}: the run trained no step, so it has no loss to rank")
     return sum(tail) / len(tail), "train/loss"
 
 
@@ -93,6 +97,8 @@ def run_sweep(config: str, out: Path, grid: dict[str, list[Any]], space: dict[st
     if bool(grid) == bool(space):
         raise RecipeError("give the search as --grid entries or as --space entries (one kind)")
     _check_single_process(load_recipe(config, overrides))  # a broken recipe fails here, not in every trial
+    for chosen in _corners(grid, space):  # and so does a misspelt or mistyped search key
+        _check_single_process(load_recipe(config, overrides, chosen))
     out.mkdir(parents=True, exist_ok=True)
     if storage is None:
         from optuna.storages.journal import JournalFileBackend
@@ -121,9 +127,16 @@ def run_sweep(config: str, out: Path, grid: dict[str, list[Any]], space: dict[st
         taken = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
                                                         optuna.trial.TrialState.RUNNING)]
         n_trials = min(n_trials, _grid_size(grid) - len(taken))
-    study.optimize(objective, n_trials=n_trials, catch=(ValueError, OSError, FloatingPointError, RuntimeError))
+    study.optimize(objective, n_trials=n_trials, catch=(*USER_ERRORS, RuntimeError))  # a failed trial, not the sweep
     write_results(study, out)
     return study
+
+
+def _corners(grid: dict[str, list[Any]], space: dict[str, tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+    """Every grid point, or each search dimension's bounds: the values a trial can set."""
+    if grid:
+        return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [{key: values[end] for key, (_, values) in space.items()} for end in (0, -1)]
 
 
 def _check_single_process(recipe):
@@ -211,7 +224,7 @@ def main(argv: list[str]) -> int:
     try:
         study = run_sweep(args.config, args.out, parse_grid(args.grid), parse_space(args.space), args.trials,
                           args.override, args.storage, args.study_name, args.seed)
-    except (RecipeError, ValueError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"robovlms-train sweep: error: {err}", file=sys.stderr)
         return 1
     print((args.out / f"{RESULTS}.md").read_text())

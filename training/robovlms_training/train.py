@@ -27,19 +27,26 @@ from pathlib import Path
 from typing import Sequence
 
 import lightning as L
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
-from robovlms_policy.vla.checkpoint import load_checkpoint
+from robovlms_policy.vla.backbones.base import BackboneLoadError
+from robovlms_policy.vla.checkpoint import CheckpointError, load_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 
 from .augment import AugmentConfig, FrameProcessor
 from .callbacks import CheckpointWriter, ReplicaCheck, whole_model
+from .episodes import EpisodeError
 from .module import OptimizerConfig, VLAFineTuner
+from .oxe.streaming import StreamPlacement
 from .run_data import run_data
 
+# What a user's mistake raises (bad data, files, settings, a machine that cannot run them): one line, exit 1.
+USER_ERRORS = (EpisodeError, CheckpointError, BackboneLoadError, ValueError, OSError, FloatingPointError,
+               TimeoutError, MisconfigurationException)
 LOG_DIR = "train_logs"
 RESUME_DIR = "resume"
 RESUME_FILE = "last.ckpt"
@@ -57,7 +64,7 @@ class TrainSettings:
     batch_size: int = 8
     segment: int = 16  # supervised steps per batch row (each with its full history)
     validation_fraction: float = 0.1
-    validation_data: list[str | Path] | None = None  # validation episodes from here instead of a split
+    validation_data: list[Path] | None = None  # validation episodes from here instead of a split
     calvin_scenes: tuple[str, ...] | None = None  # CALVIN annotations of these scenes only (None: all)
     val_every: int = 0  # optimiser steps between validations (0: only at the end)
     save_every: int = 0  # optimiser steps between kept checkpoints (0: none besides best and final)
@@ -87,6 +94,9 @@ class TrainSettings:
             raise ValueError(f"strategy {self.strategy!r} is not one of {STRATEGIES}")
         if min(self.devices, self.num_nodes, self.accumulate_grad_batches, self.shuffle_buffer) < 1:
             raise ValueError("devices, num_nodes, accumulate_grad_batches and shuffle_buffer must be >= 1")
+        if self.strategy == "fsdp" and self.gradient_clip > 0:
+            raise ValueError("strategy fsdp: Lightning's FSDP precision cannot clip the gradient norm; set "
+                             "gradient_clip: 0 (or use ddp / deepspeed)")
 
 
 @dataclass
@@ -132,7 +142,10 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     prepared = run_data(data, weights, config, tokenizer, settings)
     config = prepared.config
     frames = FrameProcessor(config.image_mean, config.image_std, settings.augment)
-    settings, optim = _schedule(settings, optim, prepared.batches_per_epoch(settings.devices * settings.num_nodes))
+    # Lengths in passes count optimiser steps: batches per replica, over the accumulation.
+    batches = prepared.batches_per_epoch(settings.devices * settings.num_nodes)
+    settings, optim = _schedule(settings, optim, None if batches is None else
+                                max(1, batches // settings.accumulate_grad_batches))
     if optim.total_steps == 0:
         optim = dataclasses.replace(optim, total_steps=settings.max_steps)
     if settings.gradient_checkpointing:
@@ -141,7 +154,7 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     module = VLAFineTuner(model.train(), optim, frames)
     out.mkdir(parents=True, exist_ok=True)
     writer = CheckpointWriter(out, config, tokenizer, settings.save_every, attachments)
-    callbacks: list[L.Callback] = [writer, ReplicaCheck(out), ModelCheckpoint(
+    callbacks: list[L.Callback] = [writer, ReplicaCheck(out), StreamPlacement(), ModelCheckpoint(
         dirpath=out / RESUME_DIR, filename="step_{step}", save_top_k=0, save_last=True,
         every_n_train_steps=settings.save_every or settings.val_every or max(1, settings.max_steps // 10))]
     twin_eval = _twin_eval_callback(config, tokenizer, settings)
@@ -151,14 +164,15 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     csv_version = time.strftime("resumed_%Y%m%d-%H%M%S") if resume else ""
     loggers = [CSVLogger(out, name=LOG_DIR, version=csv_version),
                TensorBoardLogger(out, name=LOG_DIR, version="tensorboard")]
-    val_every = settings.val_every or settings.max_steps
+    # Lightning counts batches in val_check_interval, not optimiser steps.
+    val_interval = (settings.val_every or settings.max_steps) * settings.accumulate_grad_batches
     trainer = L.Trainer(max_steps=settings.max_steps, max_epochs=-1, accelerator=settings.accelerator,
                         devices=settings.devices, num_nodes=settings.num_nodes, strategy=_strategy(settings),
                         precision=settings.precision, gradient_clip_val=settings.gradient_clip or None,
                         accumulate_grad_batches=settings.accumulate_grad_batches,
                         default_root_dir=out, logger=loggers, callbacks=callbacks, enable_checkpointing=True,
                         enable_progress_bar=settings.progress_bar, enable_model_summary=False,
-                        log_every_n_steps=1, val_check_interval=val_every if prepared.val_loader else None,
+                        log_every_n_steps=1, val_check_interval=val_interval if prepared.val_loader else None,
                         check_val_every_n_epoch=None, num_sanity_val_steps=0,
                         limit_val_batches=1.0 if prepared.val_loader else 0)
     start = time.perf_counter()
@@ -188,7 +202,7 @@ def _check_run(settings: TrainSettings, out: Path, resume: bool, data: Sequence,
     if rank_zero_only.rank != 0:
         return  # the output directory is rank 0's to check and create
     if resume:
-        if not (out / RESUME_DIR / RESUME_FILE).is_file():
+        if not (out / RESUME_DIR / RESUME_FILE).exists():  # DeepSpeed writes it as a directory
             raise ValueError(f"cannot resume: {out / RESUME_DIR / RESUME_FILE} does not exist")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} already exists and is not empty; choose a new directory (or resume)")
@@ -209,10 +223,13 @@ def _enable_gradient_checkpointing(model) -> None:
 
 
 def _schedule(settings: TrainSettings, optim: OptimizerConfig,
-              batches_per_epoch: int) -> tuple[TrainSettings, OptimizerConfig]:
-    """Epoch-based lengths (``epochs``, ``warmup_epochs``) turned into optimiser steps."""
+              batches_per_epoch: int | None) -> tuple[TrainSettings, OptimizerConfig]:
+    """Epoch-based lengths (``epochs``, ``warmup_epochs``) turned into optimiser steps (``batches_per_epoch``:
+    optimiser steps per pass; None for a stream, which has no passes)."""
     if settings.epochs < 0 or settings.warmup_epochs < 0 or settings.gradient_clip < 0:
         raise ValueError("epochs, warmup_epochs and gradient_clip must be >= 0")
+    if settings.warmup_epochs > 0 and optim.warmup_ratio > 0:
+        raise ValueError("give one warm-up length: train.warmup_epochs or optim.warmup_ratio, not both")
     if settings.epochs > 0:
         settings = dataclasses.replace(settings, max_steps=max(1, math.ceil(settings.epochs * batches_per_epoch)))
     if settings.warmup_epochs > 0:

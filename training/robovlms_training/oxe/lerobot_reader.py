@@ -26,6 +26,10 @@ from .rlds import OXEDataError, read_json_object
 CODEBASE_VERSION = "v3.0"
 INFO = Path("meta") / "info.json"
 IMAGE_PREFIX = "observation.images."
+# What robovlms-export-lerobot writes; the reader recognises the suite's exports by these action names.
+ACTION_NAMES = ["dx", "dy", "dz", "drx", "dry", "drz", "gripper_closure"]
+STATE_KEY = "observation.state"
+STATE_NAMES = ["x", "y", "z", "r11", "r21", "r31", "r12", "r22", "r32", "gripper_closure"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class LeRobotConfig:
     action_key: str = "action"
     cameras: Mapping[str, str] | None = None  # video feature key -> camera; None: observation.images.<c> -> <c>
     embodiment: str = "kinova"
-    proprio_key: str | None = None  # e.g. "observation.state" of our exports (ee_pose_gripper layout)
+    proprio_key: str | None = None  # e.g. STATE_KEY of our exports (ee_pose_gripper layout)
 
 
 def _read_info(root: Path) -> dict:
@@ -215,6 +219,18 @@ def decode_segment(path: Path, start: float, stop: float, count: int, fps: float
     return np.stack(frames)
 
 
-def read_lerobot(root: str | Path, config: LeRobotConfig = LeRobotConfig()) -> list[Episode]:
-    """Every episode of a LeRobot v3 dataset in memory (small datasets; stream large ones)."""
-    return list(LeRobotSource(root, config)())
+def read_lerobot(root: str | Path, config: LeRobotConfig | None = None) -> list[Episode]:
+    """Every episode of a LeRobot v3 dataset in memory (small datasets; stream large ones); by default read as
+    one of this suite's exports (``suite_export_config``)."""
+    return list(LeRobotSource(root, config or suite_export_config(root))())
+
+
+def suite_export_config(root: str | Path) -> LeRobotConfig:
+    """How to read a dataset robovlms-export-lerobot wrote (kinova command units, the robot state where
+    recorded). Another robot's dataset is refused rather than read in the wrong units."""
+    features = _read_info(Path(root)).get("features", {})
+    if features.get("action", {}).get("names") != ACTION_NAMES:
+        raise OXEDataError(f"{Path(root) / INFO}: not a robovlms-export-lerobot dataset (its action is not "
+                           f"{ACTION_NAMES}); read another robot's LeRobot data with a LeRobotConfig naming its "
+                           f"action key, cameras and embodiment (robovlms_training.oxe.lerobot_reader)")
+    return LeRobotConfig(proprio_key=STATE_KEY if STATE_KEY in features else None)

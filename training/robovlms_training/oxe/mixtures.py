@@ -185,7 +185,13 @@ class RLDSSource:
                 yield shard, index, steps
 
     def __call__(self, part: int = 0, parts: int = 1) -> Iterator[Episode]:
-        for shard, index, steps in self._records(self.shards[part::parts], images=True):
+        # Whole shard files per part where there are enough of them; otherwise every part reads all files and
+        # keeps every parts-th record, so no part is left empty (an empty part would end its loader early).
+        by_file = len(self.shards) >= parts
+        records = self._records(self.shards[part::parts] if by_file else self.shards, images=True)
+        for number, (shard, index, steps) in enumerate(records):
+            if not by_file and number % parts != part:
+                continue
             episode = to_episode(self.spec, steps, shard, f"{self.spec.name}/{shard.name}/{index}")
             if episode is not None:
                 yield episode

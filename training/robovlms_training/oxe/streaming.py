@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
+import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
@@ -36,13 +37,27 @@ class ActionSource(Protocol):
     def actions(self) -> Iterable[np.ndarray]: ...
 
 
-def worker_part() -> tuple[int, int]:
-    """(part, parts) of this process: its DataLoader worker within its distributed rank."""
+def worker_part(placement: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(part, parts) of this process: its DataLoader worker within its distributed rank. ``placement`` (rank,
+    world size), set in the main process, wins: a spawned worker has no process group to ask."""
     info = get_worker_info()
     worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    if placement is None:
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        placement = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed else (0, 1)
+    rank, world = placement
     return rank * workers + worker, world * workers
+
+
+class StreamPlacement(L.Callback):
+    """Tells the training stream its rank and where training stands, before each epoch's loader workers start:
+    spawned workers then still read their rank's shards, and a resumed run does not replay the stream's start."""
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        dataset = trainer.train_dataloader.dataset
+        if isinstance(dataset, StreamingWindowDataset):
+            dataset.placement = (trainer.global_rank, trainer.world_size)
+            dataset.start_step = trainer.global_step
 
 
 class StreamingWindowDataset(IterableDataset):
@@ -70,6 +85,8 @@ class StreamingWindowDataset(IterableDataset):
         self.window, self.chunk, self.segment, self.proprio = window, chunk, segment, proprio
         self.shuffle_buffer, self.seed, self.repeat = shuffle_buffer, seed, repeat
         self.epoch = 0
+        self.placement: tuple[int, int] | None = None  # (rank, world size), see StreamPlacement
+        self.start_step = 0  # optimiser steps already trained: seeds a resumed run's stream afresh
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -100,8 +117,8 @@ class StreamingWindowDataset(IterableDataset):
                 yield rows[index]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor | str]]:
-        part, parts = worker_part()
-        rng = np.random.default_rng([self.seed, self.epoch, part])
+        part, parts = worker_part(self.placement)
+        rng = np.random.default_rng([self.seed, self.epoch, self.start_step, part])
         buffer: list[dict[str, torch.Tensor | str]] = []
         for row in self.rows(self.episodes(rng, part, parts)):
             if len(buffer) < self.shuffle_buffer:
@@ -133,13 +150,13 @@ def dataset_action_statistics(source: ActionSource | Sequence[ActionSource], low
 def lazy_source(path: str | Path):
     """The streaming source of a directory: an RLDS builder (its dataset spec from dataset_info.json) or a
     LeRobot v3 dataset (read as this suite's exports)."""
-    from .lerobot_reader import LeRobotSource, is_lerobot_dataset
+    from .lerobot_reader import LeRobotSource, is_lerobot_dataset, suite_export_config
     from .mixtures import RLDSSource
     from .rlds import OXEDataError, is_rlds_builder
 
     if is_rlds_builder(path):
         return RLDSSource(path)
     if is_lerobot_dataset(path):
-        return LeRobotSource(path)
+        return LeRobotSource(path, suite_export_config(path))
     raise OXEDataError(f"{path}: streaming reads RLDS (TFDS builder) and LeRobot v3 directories; load other "
                        f"sources in memory (train.streaming: false)")

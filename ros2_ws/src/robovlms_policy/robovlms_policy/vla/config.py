@@ -92,6 +92,9 @@ class VLAConfig:
             return
         _check(isinstance(self.embodiment_stats, dict) and self.embodiment in self.embodiment_stats,
                "embodiment_stats", f"must map embodiment names to statistics, {self.embodiment!r} included")
+        # The policy acts with action_stats: the mixture's entry for its embodiment must be the same numbers.
+        _check(self.embodiment_stats[self.embodiment] == self.action_stats, "embodiment_stats",
+               f"its {self.embodiment!r} entry differs from action_stats")
         for name, stats in self.embodiment_stats.items():
             _check(name in EMBODIMENTS, "embodiment_stats", f"{name!r} is not one of {sorted(EMBODIMENTS)}")
             try:
