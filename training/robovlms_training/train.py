@@ -105,8 +105,8 @@ class TrainSummary:
     episodes: int
     samples: int  # batch rows in the training set
     steps: int
-    samples_seen: int  # rows the optimiser processed
-    frames_seen: int  # supervised steps the optimiser processed
+    samples_seen: int  # rows the optimiser processed, all replicas together
+    frames_seen: int  # supervised steps the optimiser processed, all replicas together
     losses: list[float]
     seconds: float
     validation: dict[str, float]
@@ -176,7 +176,8 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
                         check_val_every_n_epoch=None, num_sanity_val_steps=0,
                         limit_val_batches=1.0 if prepared.val_loader else 0)
     start = time.perf_counter()
-    trainer.fit(module, prepared.loader, prepared.val_loader, ckpt_path=out / RESUME_DIR / RESUME_FILE if resume else None)
+    trainer.fit(module, prepared.loader, prepared.val_loader,
+                ckpt_path=out / RESUME_DIR / RESUME_FILE if resume else None)
     seconds = time.perf_counter() - start
     trainer.save_checkpoint(out / RESUME_DIR / RESUME_FILE)  # the final state (every rank: sharded strategies)
     final = whole_model(trainer, module, config)
@@ -188,8 +189,9 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
     validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if writer.best_step >= 0:
         validation["val/best_loss"] = writer.best
-    return TrainSummary(out, prepared.episodes, prepared.rows, trainer.global_step, module.samples_seen,
-                        module.steps_seen, module.loss_history, seconds, validation, trainer.global_rank)
+    replicas = trainer.world_size  # they see equal batches: this rank's counts times their number
+    return TrainSummary(out, prepared.episodes, prepared.rows, trainer.global_step, module.samples_seen * replicas,
+                        module.steps_seen * replicas, module.loss_history, seconds, validation, trainer.global_rank)
 
 
 def _check_run(settings: TrainSettings, out: Path, resume: bool, data: Sequence, weights) -> None:
