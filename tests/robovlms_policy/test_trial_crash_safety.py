@@ -55,7 +55,12 @@ def test_a_killed_recorder_stops_the_policy_and_leaves_a_recoverable_bag(make_ha
     try:
         trial_id = start_trial(harness.io, "lift the red block", process)
         assert harness.wait_for(lambda: harness.latest_state() == PolicyStatus.STATE_RUNNING)
+        running_from = time.monotonic()
         time.sleep(3.0)  # ~30 commands and status messages: far less than one 1 MiB MCAP chunk
+        # A live owner keeps its lease: the policy acted the whole time (not only for the first lease).
+        assert harness.latest_state() == PolicyStatus.STATE_RUNNING
+        assert not [t for t, s in harness.statuses if t > running_from and s.state != PolicyStatus.STATE_RUNNING]
+        assert len([t for t, _ in harness.commands if t > running_from + 2.0]) >= 5
         killed_at_wall, killed_at = time.time(), time.monotonic()
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)

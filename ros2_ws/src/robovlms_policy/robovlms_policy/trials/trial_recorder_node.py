@@ -113,6 +113,8 @@ class TrialRecorderNode(Node):
             self._subscribe(self.resolve_topic_name(topic.strip()), msgtype.strip())
         # Leased: if this process dies mid-trial (even by SIGKILL) the policy notices and stops acting.
         self._instruction_pub = self.create_publisher(String, p.instruction_topic, qos.TRIAL_INSTRUCTION)
+        self.create_timer(qos.TRIAL_LEASE_ASSERT_S, self._instruction_pub.assert_liveliness,
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self._waiting: tuple[str, Time, Future] | None = None  # instruction, trial start, confirmation
         self.create_subscription(PolicyStatus, p.policy_status_topic, self._on_policy_status, qos.RELIABLE)
         # trial/start awaits the policy's confirmation: in a group of its own, so that meanwhile the recording
