@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .fit import POLICY_DIR, fit, resume_recipe
 from .recipe import Recipe, RecipeError, load_recipe
-from .train import RESUME_DIR, RESUME_FILE, USER_ERRORS, quiet_lightning
+from .train import USER_ERRORS, quiet_lightning, resume_state
 
 RECIPE = "calvin_abc_d_kosmos2"
 SPLIT_SCENES = {"ABC": ["A", "B", "C"], "ABCD": ["A", "B", "C", "D"], "D": ["D"]}
@@ -53,7 +53,7 @@ def run(out: Path, recipe: Recipe) -> Path:
     if (target / "config.json").is_file():
         print(f"[train-calvin] already trained: {target}", flush=True)
         return target
-    resume = (target / RESUME_DIR / RESUME_FILE).exists()  # a directory under DeepSpeed
+    resume = resume_state(target).exists()
     summary = fit(resume_recipe(out) if resume else recipe, out, resume=resume)
     print(summary.describe(), flush=True)
     return target

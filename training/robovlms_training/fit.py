@@ -24,7 +24,7 @@ from robovlms_policy.vla.checkpoint import load_checkpoint, save_checkpoint
 from robovlms_policy.vla.structures.heads import ChunkMLP, build_policy_head
 
 from .recipe import RESOLVED_RECIPE, CreateSpec, Recipe, RecipeError, load_recipe, recipe_text
-from .train import RESUME_DIR, RESUME_FILE, TrainSummary, train
+from .train import TrainSummary, resume_state, train
 
 INIT_DIR = "init"
 POLICY_DIR = "checkpoint"
@@ -40,10 +40,10 @@ def fit(recipe: Recipe, run: str | Path, resume: bool = False) -> TrainSummary:
     text = recipe_text(recipe)
     if rank == 0:
         trained = run / POLICY_DIR
-        if resume and not (trained / RESUME_DIR / RESUME_FILE).exists():
-            raise ValueError(f"cannot resume {run}: {trained / RESUME_DIR / RESUME_FILE} does not exist")
+        if resume and not resume_state(trained).exists():  # checked before the run's recipe.yaml is rewritten
+            raise ValueError(f"cannot resume {run}: {resume_state(trained)} does not exist")
         if not resume and trained.exists() and any(trained.iterdir()):
-            if (trained / READY_FILE).exists() or (trained / RESUME_DIR / RESUME_FILE).exists():
+            if (trained / READY_FILE).exists() or resume_state(trained).exists():
                 raise ValueError(f"run directory {run} already holds a training run; choose a new one or "
                                  f"--resume")
             # Stopped before its first training state was saved: nothing to resume, start again beside it.

@@ -50,8 +50,14 @@ USER_ERRORS = (EpisodeError, CheckpointError, BackboneLoadError, ValueError, OSE
 LOG_DIR = "train_logs"
 RESUME_DIR = "resume"
 RESUME_FILE = "last.ckpt"
+
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed_stage_2", "deepspeed_stage_2_offload",
               "deepspeed_stage_3", "deepspeed_stage_3_offload")
+
+
+def resume_state(out: Path) -> Path:
+    """OUT/resume/last.ckpt: Lightning's training state of a run (a file; a directory under DeepSpeed)."""
+    return out / RESUME_DIR / RESUME_FILE
 # Floors on the normalisation range of each arm dimension (kinova units: m, rad per period).
 DEFAULT_MIN_RANGE = (0.01, 0.01, 0.01, 0.05, 0.05, 0.05)
 
@@ -177,9 +183,9 @@ def train(init: str | Path, data: Sequence[str | Path], out: str | Path, setting
                         limit_val_batches=1.0 if prepared.val_loader else 0)
     start = time.perf_counter()
     trainer.fit(module, prepared.loader, prepared.val_loader,
-                ckpt_path=out / RESUME_DIR / RESUME_FILE if resume else None)
+                ckpt_path=resume_state(out) if resume else None)
     seconds = time.perf_counter() - start
-    trainer.save_checkpoint(out / RESUME_DIR / RESUME_FILE)  # the final state (every rank: sharded strategies)
+    trainer.save_checkpoint(resume_state(out))  # the final state (every rank: sharded strategies)
     final = whole_model(trainer, module, config)
     if final is not None:
         writer.save(final.cpu(), out)
@@ -204,8 +210,8 @@ def _check_run(settings: TrainSettings, out: Path, resume: bool, data: Sequence,
     if rank_zero_only.rank != 0:
         return  # the output directory is rank 0's to check and create
     if resume:
-        if not (out / RESUME_DIR / RESUME_FILE).exists():  # DeepSpeed writes it as a directory
-            raise ValueError(f"cannot resume: {out / RESUME_DIR / RESUME_FILE} does not exist")
+        if not resume_state(out).exists():
+            raise ValueError(f"cannot resume: {resume_state(out)} does not exist")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"output {out} already exists and is not empty; choose a new directory (or resume)")
 
