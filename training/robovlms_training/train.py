@@ -50,7 +50,6 @@ USER_ERRORS = (EpisodeError, CheckpointError, BackboneLoadError, ValueError, OSE
 LOG_DIR = "train_logs"
 RESUME_DIR = "resume"
 RESUME_FILE = "last.ckpt"
-
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed_stage_2", "deepspeed_stage_2_offload",
               "deepspeed_stage_3", "deepspeed_stage_3_offload")
 
@@ -58,6 +57,8 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp", "deepspeed_stage_2", "deepspee
 def resume_state(out: Path) -> Path:
     """OUT/resume/last.ckpt: Lightning's training state of a run (a file; a directory under DeepSpeed)."""
     return out / RESUME_DIR / RESUME_FILE
+
+
 # Floors on the normalisation range of each arm dimension (kinova units: m, rad per period).
 DEFAULT_MIN_RANGE = (0.01, 0.01, 0.01, 0.05, 0.05, 0.05)
 
