@@ -14,7 +14,7 @@ test: setup
 demo: setup
 	@scripts/with_env.sh python -m robovlms_demo.demo $(DEMO_ARGS)
 
-# The shipped default checkpoint, trained from nothing on this machine (about 45 min on 2 idle CPU cores; resumable).
+# The shipped default checkpoint, trained from nothing on this machine (about 50 min on 2 idle CPU cores; resumable).
 DEFAULT_CHECKPOINT := ros2_ws/src/robovlms_policy/checkpoints/twin_default
 train-default: setup
 	@scripts/with_env.sh python -m robovlms_training.default_recipe --work runs/train-default --out $(DEFAULT_CHECKPOINT)

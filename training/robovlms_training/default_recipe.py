@@ -169,6 +169,7 @@ def model_card(record: dict, evaluation: str) -> str:
         "",
         f"Commit {record['commit']}; {record.get('hours', 0):.2f} h of training on 2 CPU cores.",
         "",
+        *([f"This checkpoint's stages were run as commands: {record['command']}.", ""] if "command" in record else []),
         "## Model",
         "",
         f"- image {model['image_size']} px per camera (static Azure Kinect view, wrist RealSense), "
