@@ -35,8 +35,8 @@ class Job:
 class CollectConfig:
     """Everything a worker needs to build its twin and commanders."""
 
-    # No frame lag by default: the shipped twin_default was trained on demonstrations without it and reaches 80%
-    # through the ROS graph, whose cameras do lag a step at times; lagged demonstrations are not measured better.
+    # No frame lag by default: the shipped twin_default was trained on demonstrations without it (73% through the
+    # ROS graph, whose cameras do lag a step at times); lagged demonstrations have not been measured better.
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
     # Up to 6 mm and 0.01 rad of noise per step, and a push every ~30 steps: deviations to recover from, while
     # the tilt labels stay the expert's small corrections rather than noise.
@@ -128,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed-offset", type=int, default=0, help="added to the training seed base")
     parser.add_argument("--checkpoint", default="", help="DAgger: the policy acts, the expert labels")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--store-size", type=int, default=64, help="stored frame size (the checkpoint's)")
-    parser.add_argument("--max-steps", type=int, default=80)
-    parser.add_argument("--frame-lag-probability", type=float, default=0.0,
+    parser.add_argument("--store-size", type=int, default=RolloutSettings.store_size,
+                        help="stored frame size (the checkpoint's)")
+    parser.add_argument("--max-steps", type=int, default=RolloutSettings.max_steps)
+    parser.add_argument("--frame-lag-probability", type=float, default=RolloutSettings.frame_lag_probability,
                         help="chance per episode that the cameras show the previous physics step, as in ROS")
     parser.add_argument("--no-progress", action="store_true")
     return parser
