@@ -1,4 +1,4 @@
-"""Masked action losses: masking, arm loss kinds, gripper weighting and error cases."""
+"""Masked action losses: masking, arm loss kinds, gripper and per-dimension arm weighting, error cases."""
 from __future__ import annotations
 
 import pytest
@@ -67,6 +67,26 @@ def test_gripper_weight_scales_only_the_gripper_term():
     torch.testing.assert_close(zero["loss"], zero["arm"])
     torch.testing.assert_close(ten["loss"], ten["arm"] + 10.0 * ten["gripper"])
     torch.testing.assert_close(zero["gripper"], ten["gripper"])
+
+
+def test_arm_weights_weight_each_dimension_relative_to_their_mean():
+    pred_arm, logit, target, mask = batch()
+    squared = (pred_arm[mask] - target[mask][:, :6]) ** 2  # (entries, 6)
+    equal = continuous_action_loss(pred_arm, logit, target, mask, arm_weights=[2.0] * 6)
+    torch.testing.assert_close(equal["arm"], continuous_action_loss(pred_arm, logit, target, mask)["arm"])
+    weights = torch.tensor([5.0, 5.0, 1.0, 1.0, 1.0, 1.0])
+    out = continuous_action_loss(pred_arm, logit, target, mask, arm_weights=weights.tolist())
+    torch.testing.assert_close(out["arm"], (squared * weights).mean() / weights.mean())
+    xy_only = continuous_action_loss(pred_arm, logit, target, mask, arm_weights=[1, 1, 0, 0, 0, 0])
+    torch.testing.assert_close(xy_only["arm"], squared[:, :2].mean())
+    torch.testing.assert_close(out["gripper"], equal["gripper"])
+
+
+@pytest.mark.parametrize("weights", [[1.0] * 5, [0.0] * 6, [1, 1, 1, 1, 1, -1], [1, 1, 1, 1, 1, float("nan")]])
+def test_bad_arm_weights_are_rejected(weights):
+    pred_arm, logit, target, mask = batch()
+    with pytest.raises(ValueError, match="arm_weights must be six"):
+        continuous_action_loss(pred_arm, logit, target, mask, arm_weights=weights)
 
 
 def test_bad_arguments_give_clear_errors():

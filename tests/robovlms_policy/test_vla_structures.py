@@ -159,3 +159,20 @@ def test_proprioception_changes_the_prediction():
             model.encode_frame(pixels)
     assert not torch.allclose(a, b)
     assert tiny_config("paligemma", "policy_head").proprio_dim == 0
+
+
+@pytest.mark.parametrize("structure", STRUCTURES)
+def test_arm_weights_reach_the_loss_of_continuous_structures(structure):
+    model = tiny_model("paligemma", structure).eval()
+    batch = fixed_batch(model.config, window=2)
+    weights = [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    if structure == "one_step_discrete":
+        with pytest.raises(ValueError, match="no per-dimension loss weights"):
+            model.compute_loss(batch, arm_weights=weights)
+        return
+    with torch.no_grad():
+        plain, xy_only = model.compute_loss(batch), model.compute_loss(batch, arm_weights=weights)
+    mask = batch["action_mask"].bool()
+    squared = (plain["pred_arm"][mask] - batch["actions"][mask][:, :6]) ** 2
+    torch.testing.assert_close(plain["arm"], squared.mean())
+    torch.testing.assert_close(xy_only["arm"], squared[:, :2].mean())

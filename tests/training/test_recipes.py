@@ -42,6 +42,7 @@ def test_recipe_values_reach_the_dataclasses():
     ("train.progress_bar=3", "train.progress_bar: expected bool"),
     ("train.strategy=horovod", "strategy 'horovod' is not one of"),
     ("optim.schedule=linear", "schedule 'linear' is not one of"),
+    ("optim.arm_weights=[1, 1, 1]", "arm_weights must be six"),
     ("finetune.head=freeze", "finetune.head: 'freeze' is not one of"),
     ("data=[]", "data: needs at least one source"),
     ("max_steps", "is not KEY.PATH=VALUE"),
@@ -55,8 +56,9 @@ def test_bad_keys_and_values_are_errors_naming_the_key(override, message):
 
 def test_overrides_parse_as_yaml_and_create_sections(tmp_path):
     recipe = load_recipe("twin_tiny", ["train.max_steps=7", "optim.lr=3e-4", "train.augment=null",
-                                       "train.camera_topics={static: /cam}"])
+                                       "train.camera_topics={static: /cam}", "optim.arm_weights=[3, 3, 1, 1, 1, 1]"])
     assert recipe.train.max_steps == 7 and recipe.optim.lr == 3e-4 and recipe.train.augment is None
+    assert recipe.optim.arm_weights == (3.0, 3.0, 1.0, 1.0, 1.0, 1.0)
     assert recipe.train.camera_topics == {"static": "/cam"}
     with pytest.raises(RecipeError, match="recipe no_such_recipe is neither a file nor one of"):
         load_recipe("no_such_recipe")

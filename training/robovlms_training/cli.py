@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="cosine decay ends at this x lr")
     parser.add_argument("--gripper-weight", type=float, default=OptimizerConfig.gripper_weight,
                         help="weight of the gripper loss next to the arm's")
+    parser.add_argument("--arm-weights", type=float, nargs=6, default=None, metavar=("X", "Y", "Z", "RX", "RY", "RZ"),
+                        help="relative arm loss weight of each dimension (default: equal)")
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="episodes held out, by seed")
     parser.add_argument("--min-range", type=float, nargs=2, default=(DEFAULT_MIN_RANGE[0], DEFAULT_MIN_RANGE[3]),
                         metavar=("TRANSLATION", "ROTATION"),
@@ -87,7 +89,8 @@ def _flags_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         optim = OptimizerConfig(lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-                                min_lr_ratio=args.min_lr_ratio, gripper_weight=args.gripper_weight)
+                                min_lr_ratio=args.min_lr_ratio, gripper_weight=args.gripper_weight,
+                                arm_weights=args.arm_weights)
         settings = TrainSettings(
             max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
             batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
-from robovlms_policy.vla.losses import DEFAULT_GRIPPER_WEIGHT
+from robovlms_policy.vla.losses import DEFAULT_GRIPPER_WEIGHT, check_arm_weights
 from robovlms_policy.vla.structures import VLAStructure
 
 from .augment import FrameProcessor
@@ -34,6 +34,8 @@ class OptimizerConfig:
     gripper_weight: float = DEFAULT_GRIPPER_WEIGHT
     schedule: str = "cosine"
     warmup_ratio: float = 0.0  # > 0: warm-up over this fraction of total_steps (replaces warmup_steps)
+    # Relative arm loss weights (x, y, z, rx, ry, rz); None: equal. Continuous structures only.
+    arm_weights: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0 and self.total_steps >= 0
@@ -43,6 +45,7 @@ class OptimizerConfig:
                              f"min_lr_ratio in [0, 1], gripper_weight >= 0, warmup_ratio in [0, 1); got {self}")
         if self.warmup_steps > 0 and self.warmup_ratio > 0:
             raise ValueError("give one warm-up length: warmup_steps or warmup_ratio, not both")
+        self.arm_weights = check_arm_weights(self.arm_weights)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule {self.schedule!r} is not one of {SCHEDULES}")
 
@@ -81,7 +84,8 @@ class VLAFineTuner(L.LightningModule):
         return batch
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.model.compute_loss(self._pixels(batch, train=True), self.optim.gripper_weight)
+        out = self.model.compute_loss(self._pixels(batch, train=True), self.optim.gripper_weight,
+                                      self.optim.arm_weights)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}")
@@ -97,7 +101,8 @@ class VLAFineTuner(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        out = self.model.compute_loss(self._pixels(batch, train=False), self.optim.gripper_weight)
+        out = self.model.compute_loss(self._pixels(batch, train=False), self.optim.gripper_weight,
+                                      self.optim.arm_weights)
         size = int(batch["action_mask"][..., 0].sum())
         self.log("val/loss", out["loss"], prog_bar=True, batch_size=size, sync_dist=True)
         if "pred_arm" not in out:

@@ -6,7 +6,7 @@ A recipe has five sections, each the dataclass that uses it, so every setting is
     data:      [SourceSpec]     training sources (bag runs, episode stores, CALVIN splits, RLDS / LeRobot
                                 directories), each with a sampling weight
     train:     TrainSettings    lengths, batch, validation, strategy, devices, precision, ...
-    optim:     OptimizerConfig  AdamW, warm-up, schedule, gripper loss weight
+    optim:     OptimizerConfig  AdamW, warm-up, schedule, gripper and per-dimension arm loss weights
     finetune:  FinetuneSpec     optional: from another embodiment's checkpoint (head kept or re-initialised)
 
 Unknown or misspelt keys, wrong types and missing required keys are errors naming the key path (and the

@@ -8,6 +8,7 @@ action of every chunk is real), and silently returning 0 would hide it.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,7 @@ def continuous_action_loss(
     mask: torch.Tensor,
     arm_loss: str = "mse",
     gripper_weight: float = DEFAULT_GRIPPER_WEIGHT,
+    arm_weights: Sequence[float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Arm regression + weighted gripper BCE over the valid entries of a chunk.
 
@@ -43,6 +45,8 @@ def continuous_action_loss(
         mask: (...) bool, True where the target is a real action.
         arm_loss: "mse" or "huber" (delta 1), averaged over valid entries and the 6 dims.
         gripper_weight: factor on the gripper BCE (RoboVLMs uses 0.01).
+        arm_weights: one factor per arm dimension (x, y, z, rx, ry, rz), relative: the arm loss is divided by
+            their mean, so equal weights (or None) give the plain average.
 
     Returns:
         {"loss": arm + gripper_weight * gripper, "arm": ..., "gripper": ...}, scalar tensors.
@@ -62,18 +66,35 @@ def continuous_action_loss(
             f"target_norm {tuple(target_norm.shape)}"
         )
     _check_mask(mask, batch_shape, "continuous loss")
+    weights = check_arm_weights(arm_weights)
 
     pred_arm_valid, target_valid = pred_arm[mask], target_norm[mask]
     if not bool(torch.isfinite(target_valid).all()):
         raise ValueError("target_norm contains NaN or inf where the mask is set")
     target_arm = target_valid[:, :6].to(pred_arm.dtype)
     if arm_loss == "mse":
-        arm = F.mse_loss(pred_arm_valid, target_arm)
+        per_entry = F.mse_loss(pred_arm_valid, target_arm, reduction="none")
     else:
-        arm = F.huber_loss(pred_arm_valid, target_arm, delta=HUBER_DELTA)
+        per_entry = F.huber_loss(pred_arm_valid, target_arm, reduction="none", delta=HUBER_DELTA)
+    if weights is None:
+        arm = per_entry.mean()
+    else:
+        weights = torch.as_tensor(weights, dtype=per_entry.dtype, device=per_entry.device)
+        arm = (per_entry * weights).mean() / weights.mean()
     gripper_target = target_valid[:, 6].to(pred_gripper_logit.dtype)
     gripper = F.binary_cross_entropy_with_logits(pred_gripper_logit[mask], gripper_target)
     return {"loss": arm + gripper_weight * gripper, "arm": arm, "gripper": gripper}
+
+
+def check_arm_weights(arm_weights: Sequence[float] | None) -> tuple[float, ...] | None:
+    """``arm_weights`` as a tuple of six finite, non-negative factors, not all zero (None stays None)."""
+    if arm_weights is None:
+        return None
+    weights = tuple(float(w) for w in arm_weights)
+    if len(weights) != 6 or not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ValueError(f"arm_weights must be six finite factors >= 0 (x, y, z, rx, ry, rz), not all zero; "
+                         f"got {arm_weights!r}")
+    return weights
 
 
 def discrete_action_loss(logits: torch.Tensor, target_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -115,8 +115,8 @@ class VLAStructure(nn.Module, ABC):
         """Training pass over windows: pixels (B, W, cameras, 3, S, S) -> per-frame outputs."""
 
     @abstractmethod
-    def compute_loss(self, batch: dict[str, torch.Tensor],
-                     gripper_weight: float = DEFAULT_GRIPPER_WEIGHT) -> dict[str, torch.Tensor]:
+    def compute_loss(self, batch: dict[str, torch.Tensor], gripper_weight: float = DEFAULT_GRIPPER_WEIGHT,
+                     arm_weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
         """Batch: pixels (B, T, cams, 3, S, S), instruction_ids/instruction_mask (B, L), actions (B, T, chunk, 7)
         normalised, action_mask (B, T, chunk) bool, optional proprio (B, T, P). The T frames are consecutive
         steps of one episode; the prediction at step t sees the ``config.window`` frames ending at t (fewer at
@@ -179,10 +179,11 @@ class VLAStructure(nn.Module, ABC):
 
     @staticmethod
     def continuous_loss(arm: torch.Tensor, gripper_logit: torch.Tensor, batch: dict[str, torch.Tensor],
-                        gripper_weight: float = DEFAULT_GRIPPER_WEIGHT) -> dict[str, torch.Tensor]:
+                        gripper_weight: float = DEFAULT_GRIPPER_WEIGHT,
+                        arm_weights: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
         target = torch.nan_to_num(batch["actions"].to(arm.dtype))  # masked-out entries may hold padding NaN
         losses = continuous_action_loss(arm, gripper_logit, target, batch["action_mask"].bool(),
-                                        gripper_weight=gripper_weight)
+                                        gripper_weight=gripper_weight, arm_weights=arm_weights)
         return {**losses, "pred_arm": arm.detach(), "pred_gripper": torch.sigmoid(gripper_logit.detach())}
 
     def over_histories(self, head, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,7 +42,7 @@ class InterleavedContinuous(VLAStructure):
             logits.append(logit[:, -1])
         return torch.stack(arms, dim=1), torch.stack(logits, dim=1)
 
-    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT, arm_weights=None):
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch, gripper_weight)
+        return self.continuous_loss(arm, logit, batch, gripper_weight, arm_weights)

@@ -27,7 +27,7 @@ class OneStepContinuous(VLAStructure):
         arm, logit = self.head(features.unflatten(0, (b, w)))
         return arm, logit
 
-    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT, arm_weights=None):
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch, gripper_weight)
+        return self.continuous_loss(arm, logit, batch, gripper_weight, arm_weights)

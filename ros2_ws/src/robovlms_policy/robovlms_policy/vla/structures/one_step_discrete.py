@@ -66,10 +66,10 @@ class OneStepDiscrete(VLAStructure):
         logits = self.action_logits(prompt.repeat(w), self.frame_batch(pixels, proprio), target_ids.flatten(0, 1))
         return logits.unflatten(0, (b, w))
 
-    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
-        if gripper_weight != DEFAULT_GRIPPER_WEIGHT:
-            raise ValueError("one_step_discrete has no gripper loss weight: the gripper is one of its action "
-                             "tokens, weighted like the others")
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT, arm_weights=None):
+        if gripper_weight != DEFAULT_GRIPPER_WEIGHT or arm_weights is not None:
+            raise ValueError("one_step_discrete has no per-dimension loss weights (gripper_weight, arm_weights): "
+                             "every action dimension is one of its tokens, weighted like the others")
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         mask = batch["action_mask"].bool()
         targets = self.target_ids(batch["actions"], mask)

@@ -28,7 +28,7 @@ class PolicyHeadContinuous(VLAStructure):
         features = self.lrn_feature(prompt.repeat(t), self.frame_batch(pixels, proprio))
         return self.over_histories(self.head, features.unflatten(0, (b, t)))
 
-    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT):
+    def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT, arm_weights=None):
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
         arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch, gripper_weight)
+        return self.continuous_loss(arm, logit, batch, gripper_weight, arm_weights)
