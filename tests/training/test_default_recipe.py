@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from robovlms_policy.vla.policy import VLAPolicy
-from robovlms_training.default_recipe import MODEL_CARD, RECIPE, TRAINING_RECORD, Round, run
+from robovlms_training import default_recipe
+from robovlms_training.default_recipe import MODEL_CARD, RECIPE, TRAINING_RECORD, Round, main, run
 
 TOY = replace(RECIPE, overrides=("init.create.image_size=32", "train.batch_size=2", "train.segment=4",
                                  "train.val_every=0", "train.save_every=0", "train.twin_eval_every=0",
@@ -63,3 +64,22 @@ def test_a_rerun_resumes_and_keeps_every_stage_in_the_record(trained, capsys):
     assert printed.count("already done") == 5  # init, demos, round 0, DAgger 1, round 1
     assert again["stages"] == record["stages"] and again["hours"] == pytest.approx(record["hours"])
     assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_the_cli_passes_overrides_to_the_training_recipe(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(default_recipe, "run", lambda work, out, recipe, progress: seen.append(recipe))
+    assert main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--no-progress",
+                 "--override", "optim.arm_weights=[4, 4, 1, 1, 1, 1]", "--override", "train.max_steps=7"]) == 0
+    training = seen[0].training_recipe()
+    assert training.optim.arm_weights == (4, 4, 1, 1, 1, 1) and training.train.max_steps == 7
+
+
+@pytest.mark.parametrize("override, named", [("optim.arm_weigths=[1, 1, 1, 1, 1, 1]", "arm_weigths"),
+                                             ("optim.arm_weights=[1, 1]", "arm_weights"),
+                                             ("train.max_steps", "KEY.PATH=VALUE")])
+def test_the_cli_rejects_a_bad_override_before_any_stage_runs(tmp_path, capsys, override, named):
+    with pytest.raises(SystemExit) as exited:
+        main(["--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"), "--override", override])
+    assert exited.value.code == 2 and named in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()

@@ -33,7 +33,7 @@ from robovlms_twin.tasks import TRAIN_SEED_BASE
 
 from .fit import create_checkpoint_from
 from .recipe import Recipe as TrainingRecipe
-from .recipe import load_recipe
+from .recipe import RecipeError, load_recipe
 from .train import quiet_lightning, train
 from .twin_collect import CollectConfig, Job, collect, seeds_for
 
@@ -223,10 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("runs/train-default"),
                         help="working directory (data, rounds); reused to resume")
     parser.add_argument("--out", type=Path, required=True, help="where the final checkpoint goes")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="set one value of the training recipe, parsed as YAML (repeatable), e.g. "
+                             "'optim.arm_weights=[4, 4, 1, 1, 1, 1]'")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    recipe = replace(RECIPE, overrides=tuple(args.override))
+    try:
+        recipe.training_recipe()  # a misspelt key fails here, before minutes of data collection
+    except RecipeError as err:
+        parser.error(str(err))
     quiet_lightning()
-    run(args.work, args.out, progress=not args.no_progress)
+    run(args.work, args.out, recipe, progress=not args.no_progress)
     return 0
 
 
