@@ -228,13 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                              "'optim.arm_weights=[4, 4, 1, 1, 1, 1]'")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    recipe = replace(RECIPE, overrides=tuple(args.override))
-    try:
-        recipe.training_recipe()  # a misspelt key fails here, before minutes of data collection
+    quiet_lightning()
+    try:  # run() loads the recipe before any stage, so a misspelt override fails before data collection
+        run(args.work, args.out, replace(RECIPE, overrides=tuple(args.override)), progress=not args.no_progress)
     except RecipeError as err:
         parser.error(str(err))
-    quiet_lightning()
-    run(args.work, args.out, recipe, progress=not args.no_progress)
     return 0
 
 
