@@ -3,6 +3,7 @@ the trained weights, and a rerun resumes without redoing a stage or losing its r
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -37,6 +38,9 @@ def test_every_stage_runs_and_the_export_is_the_last_round(trained):
     assert "make train-default" in card and "round 1: 2 steps" in card and "DAgger round 1" in card
     assert "training/recipes/twin_tiny.yaml with init.create.image_size=32" in card
     assert record["recipe"]["resolved"]["train"]["batch_size"] == 2
+    # The commit the code came from, marked when the working tree had changes on top of it ("unknown"
+    # outside a git checkout).
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", record["commit"]), record["commit"]
 
 
 def test_the_export_reloads_through_the_policy_api_with_the_trained_actions(trained):

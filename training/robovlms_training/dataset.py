@@ -11,7 +11,10 @@ Frames are kept as uint8 at the checkpoint's image size (resized exactly as the 
 ``vla.policy.resize_rgb``; frames read lazily from disk, as a CALVIN split's, are resized per row);
 ``FrameProcessor`` turns a batch of them into normalised pixels, with random-shift
 and colour-jitter augmentation when training. Actions are converted to the embodiment's dataset units and
-normalised with the checkpoint's ActionCodec; proprioception is standardised with its statistics.
+normalised with the checkpoint's ActionCodec; proprioception is standardised with its statistics. With
+proprioception a row also carries ``final_position``, the standardised TCP position at the episode's end (where
+the task was done: the grasped block, the pressed button), the target of the optional auxiliary loss
+(``OptimizerConfig.final_position_weight``).
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from torch.utils.data import Dataset
 from robovlms_policy.vla.action_codec import ActionCodec, ActionStatistics
 from robovlms_policy.vla.embodiments import Embodiment, command_to_dataset_units
 from robovlms_policy.vla.policy import resize_rgb
-from robovlms_policy.vla.proprio import ProprioNormalizer
+from robovlms_policy.vla.proprio import TCP_POSITION, ProprioNormalizer
 from robovlms_policy.vla.tokenizer import encode_instructions
 
 from .episodes import Episode
@@ -122,7 +125,9 @@ class WindowDataset(Dataset):
         sample = {"frames": torch.from_numpy(frames[rows]), "actions": torch.from_numpy(actions),
                   "action_mask": torch.from_numpy(mask), "instruction": self.episodes[episode_idx].instruction}
         if self._proprio is not None:
-            sample["proprio"] = torch.from_numpy(self._proprio[episode_idx][rows])
+            proprio = self._proprio[episode_idx]
+            sample["proprio"] = torch.from_numpy(proprio[rows])
+            sample["final_position"] = torch.from_numpy(proprio[-1, TCP_POSITION].copy())
         return sample
 
 
@@ -171,6 +176,6 @@ class WindowCollator:
 
     def __call__(self, samples: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor]:
         ids, mask = encode_instructions(self.tokenizer, [s["instruction"] for s in samples], self.max_tokens)
-        keys = [k for k in ("frames", "actions", "action_mask", "proprio") if k in samples[0]]
+        keys = [k for k in ("frames", "actions", "action_mask", "proprio", "final_position") if k in samples[0]]
         batch = {key: torch.stack([s[key] for s in samples]) for key in keys}
         return {**batch, "instruction_ids": ids, "instruction_mask": mask}

@@ -211,9 +211,10 @@ def model_card(record: dict, evaluation: str) -> str:
 
 
 def _commit() -> str:
+    """HEAD, with "-dirty" when the working tree has uncommitted changes (then the code is not that commit's)."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(["git", "describe", "--always", "--abbrev=40", "--dirty", "--exclude=*"],
+                              capture_output=True, text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

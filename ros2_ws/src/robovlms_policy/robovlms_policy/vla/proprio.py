@@ -22,6 +22,7 @@ from robovlms_io.rotations import quaternion_to_matrix
 
 EE_POSE_GRIPPER = "ee_pose_gripper"
 PROPRIO_LAYOUTS = {EE_POSE_GRIPPER: 10}
+TCP_POSITION = slice(0, 3)  # where the layout keeps the TCP position
 MIN_STD = 1e-3  # a (nearly) constant dimension is centred, not blown up
 
 

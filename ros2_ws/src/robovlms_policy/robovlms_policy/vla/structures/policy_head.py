@@ -24,11 +24,17 @@ class PolicyHeadContinuous(VLAStructure):
         return ActionPrediction(arm[:, -1], torch.sigmoid(logit[:, -1]))
 
     def forward(self, pixels, prompt, proprio=None):
+        return self.over_histories(self.head, self.window_features(pixels, prompt, proprio))
+
+    def window_features(self, pixels: torch.Tensor, prompt: Prompt, proprio: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+        """The [LRN] feature (B, T, H) of every frame of pixels (B, T, cameras, 3, S, S)."""
         b, t = pixels.shape[:2]
-        features = self.lrn_feature(prompt.repeat(t), self.frame_batch(pixels, proprio))
-        return self.over_histories(self.head, features.unflatten(0, (b, t)))
+        return self.lrn_feature(prompt.repeat(t), self.frame_batch(pixels, proprio)).unflatten(0, (b, t))
 
     def compute_loss(self, batch, gripper_weight=DEFAULT_GRIPPER_WEIGHT, arm_weights=None):
+        """Also returns "lrn_features" (B, T, H), for auxiliary losses on what the head sees."""
         prompt = Prompt(batch["instruction_ids"], batch["instruction_mask"].bool())
-        arm, logit = self(batch["pixels"], prompt, batch.get("proprio"))
-        return self.continuous_loss(arm, logit, batch, gripper_weight, arm_weights)
+        features = self.window_features(batch["pixels"], prompt, batch.get("proprio"))
+        arm, logit = self.over_histories(self.head, features)
+        return {**self.continuous_loss(arm, logit, batch, gripper_weight, arm_weights), "lrn_features": features}
