@@ -17,6 +17,7 @@ import numpy as np
 
 from robovlms_policy.vla.checkpoint import load_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
+from robovlms_policy.vla.proprio import TCP_POSITION
 from robovlms_training.twin_rollouts import PolicyCommander, RolloutSettings, run_episode
 from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.driver_loop import DriverLoop
@@ -26,23 +27,22 @@ LOW = 0.05  # m above the block's centre: a close this low is a grasp attempt
 
 
 class _ClosureRecorder:
-    """Wraps the policy's commander; keeps the block's start position and the TCP where it first closes."""
+    """Wraps the policy's commander; keeps the TCP, relative to the block's start position (which the cell
+    records at reset), where the policy first commands the gripper closed, and its closest xy approach."""
 
     def __init__(self, commander: PolicyCommander, cell: KinovaCell, body: str) -> None:
         self.commander, self.cell, self.body = commander, cell, body
 
     def reset(self, instruction: str, rng: np.random.Generator) -> None:
         self.commander.reset(instruction, rng)
-        self.block, self.first_close, self.closest = None, None, np.inf
+        self.first_close, self.closest = None, np.inf
 
     def act(self, tick, observation, label):
-        if self.block is None:
-            self.block = self.cell.expert_view().scene.body_position(self.body).copy()
-        tcp = observation.proprio[:3]
-        self.closest = min(self.closest, float(np.linalg.norm(tcp[:2] - self.block[:2])))
+        offset = observation.proprio[TCP_POSITION] - self.cell.scene.initial[self.body]
+        self.closest = min(self.closest, float(np.linalg.norm(offset[:2])))
         action = self.commander.act(tick, observation, label)
         if action is not None and action[2] > 0.5 and self.first_close is None:
-            self.first_close = tcp - self.block
+            self.first_close = offset
         return action
 
 
