@@ -15,7 +15,7 @@ import argparse
 
 import numpy as np
 
-from robovlms_policy.vla.checkpoint import load_checkpoint
+from robovlms_policy.vla.checkpoint import CheckpointError, load_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_policy.vla.proprio import TCP_POSITION
 from robovlms_training.twin_rollouts import PolicyCommander, RolloutSettings, run_episode
@@ -73,7 +73,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     parser.add_argument("--episodes", type=int, default=10, help="evaluation seeds 0 .. N-1 per task")
     args = parser.parse_args()
-    model, config, tokenizer = load_checkpoint(args.checkpoint)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    try:
+        model, config, tokenizer = load_checkpoint(args.checkpoint)
+    except CheckpointError as err:
+        parser.error(str(err))
     rows = measure(VLAPolicy(model, config, tokenizer), args.episodes)
     print("| task | success | closest xy approach (median) | low closes | xy miss of low closes (median) |")
     print("|---|---:|---:|---:|---:|")
