@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--final-position-weight", type=float, default=0.0,
                         help="weight of the auxiliary loss regressing the episode's final TCP position from the "
                              "[LRN] features (policy_head with proprioception; default 0: off)")
+    parser.add_argument("--vision-lr-scale", type=float, default=1.0,
+                        help="the vision tower's learning rate as a fraction of --lr (0: frozen)")
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="episodes held out, by seed")
     parser.add_argument("--min-range", type=float, nargs=2, default=(DEFAULT_MIN_RANGE[0], DEFAULT_MIN_RANGE[3]),
                         metavar=("TRANSLATION", "ROTATION"),
@@ -93,7 +95,8 @@ def _flags_main(argv: list[str]) -> int:
     try:
         optim = OptimizerConfig(lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
                                 min_lr_ratio=args.min_lr_ratio, gripper_weight=args.gripper_weight,
-                                arm_weights=args.arm_weights, final_position_weight=args.final_position_weight)
+                                arm_weights=args.arm_weights, final_position_weight=args.final_position_weight,
+                                vision_lr_scale=args.vision_lr_scale)
         settings = TrainSettings(
             max_steps=args.max_steps, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
             batch_size=args.batch_size, segment=args.segment, validation_fraction=args.validation_fraction,

@@ -44,15 +44,20 @@ class OptimizerConfig:
     # frame's [LRN] feature (policy_head structure with proprioception). It asks the feature to say where the
     # task ends, e.g. where the block to grasp is, which the action loss alone does not make it learn.
     final_position_weight: float = 0.0
+    # The vision tower's learning rate as a fraction of ``lr``; 0 freezes it (no gradients through it at all).
+    # A tower left at its random initialisation still tells where a small object is; the action loss alone can
+    # train that out of it (benchmarks/block_position_probe.py measures both).
+    vision_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.lr > 0 and self.weight_decay >= 0 and self.warmup_steps >= 0 and self.total_steps >= 0
                 and 0 <= self.min_lr_ratio <= 1 and math.isfinite(self.gripper_weight)
                 and self.gripper_weight >= 0 and 0 <= self.warmup_ratio < 1
-                and math.isfinite(self.final_position_weight) and self.final_position_weight >= 0):
+                and math.isfinite(self.final_position_weight) and self.final_position_weight >= 0
+                and math.isfinite(self.vision_lr_scale) and self.vision_lr_scale >= 0):
             raise ValueError(f"need lr > 0, weight_decay >= 0, warmup_steps >= 0, total_steps >= 0, "
                              f"min_lr_ratio in [0, 1], gripper_weight >= 0, warmup_ratio in [0, 1), "
-                             f"final_position_weight >= 0; got {self}")
+                             f"final_position_weight >= 0, vision_lr_scale >= 0; got {self}")
         if self.warmup_steps > 0 and self.warmup_ratio > 0:
             raise ValueError("give one warm-up length: warmup_steps or warmup_ratio, not both")
         self.arm_weights = check_arm_weights(self.arm_weights)
@@ -83,14 +88,16 @@ def check_final_position_loss(model: VLAStructure) -> None:
 
 
 class VLAFineTuner(L.LightningModule):
-    """Trains every parameter of ``model`` that requires grad (and the auxiliary probe, if any); keeps the
-    per-step losses for the summary."""
+    """Trains every parameter of ``model`` that requires grad (and the auxiliary probe, if any), the vision
+    tower's at ``optim.vision_lr_scale`` x lr (frozen at 0); keeps the per-step losses for the summary."""
 
     def __init__(self, model: VLAStructure, optim: OptimizerConfig, frames: FrameProcessor) -> None:
         super().__init__()
         self.model = model
         self.optim = optim
         self.frames = frames
+        if optim.vision_lr_scale == 0:
+            model.backbone.vision_tower.requires_grad_(False)
         self.final_position_probe = None
         if optim.final_position_weight > 0:
             check_final_position_loss(model)
@@ -155,9 +162,13 @@ class VLAFineTuner(L.LightningModule):
 
     def configure_optimizers(self):
         # Biases and normalisation weights (1-D tensors) are not decayed, as is usual for transformers.
-        params = [p for p in self.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.optim.weight_decay},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        vision = {id(p) for p in self.model.backbone.vision_tower.parameters()}
+        groups = []
+        for in_vision, lr in ((False, self.optim.lr), (True, self.optim.lr * self.optim.vision_lr_scale)):
+            params = [p for p in self.parameters() if p.requires_grad and (id(p) in vision) == in_vision]
+            groups += [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.optim.weight_decay,
+                        "lr": lr},
+                       {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0, "lr": lr}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.optim.lr)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, self.optim.lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
