@@ -1,5 +1,6 @@
 """Where a checkpoint loses the block's position: linear probes of the block's start xy at an episode's first
-frame, from the raw pixels, from the vision tower's output tokens and from the [LRN] feature the head reads.
+frame, from the raw pixels, from the vision tower's output tokens and from the feature the head reads ([LRN],
+plus the image readout where the checkpoint has one: VLAConfig.image_readout).
 
     python benchmarks/block_position_probe.py --checkpoint CKPT [--checkpoint CKPT2 ...] [--seeds 300]
 
@@ -7,7 +8,7 @@ For seeds 0 .. N-1 of lift_red_block the twin is reset (evaluation layouts) and 
 through each checkpoint's own preprocessing. Ridge regressions (intercept unpenalised, the penalty chosen by
 3-fold cross-validation on the fitting seeds) are fitted on the first 80% of seeds and scored (R² of x and y)
 on the rest. Pixels that predict the position better than the tokens mean the vision
-tower discards it; tokens better than the [LRN] feature mean the language model does.
+tower discards it; tokens better than the head's feature mean the language model does.
 """
 from __future__ import annotations
 
@@ -66,10 +67,12 @@ def _features(policy: VLAPolicy, normalizer: ProprioNormalizer, instruction: str
     if config.proprio_dim:
         proprio = torch.from_numpy(normalizer.normalize(observation.proprio)).float()[None]
     ids, mask = encode_instructions(policy.tokenizer, [instruction], config.max_instruction_tokens)
-    lrn = model.lrn_feature(Prompt(ids, mask), model.encode_frame(pixels, proprio))[0]
+    frame, prompt = model.encode_frame(pixels, proprio), Prompt(ids, mask)
+    readout = getattr(model, "image_readout", None) is not None
+    lrn = (model.frame_feature(prompt, frame) if readout else model.lrn_feature(prompt, frame))[0]
     out = {f"pixels {name}": pixels[0, i].flatten().numpy() for i, name in enumerate(policy.camera_names)}
     out.update({f"tokens {name}": tokens[i].flatten().numpy() for i, name in enumerate(policy.camera_names)})
-    out["[LRN]"] = lrn.numpy()
+    out["head feature"] = lrn.numpy()  # [LRN], plus the image readout where the checkpoint has one
     return out
 
 

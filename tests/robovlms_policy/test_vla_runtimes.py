@@ -36,6 +36,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     made["proprio"] = root / "proprio"
     create_checkpoint(made["proprio"], "kosmos2", "policy_head", window=4, chunk=3, proprio_dim=10,
                       proprio_layout="ee_pose_gripper")
+    made["readout"] = root / "readout"  # the head also reads the LM's image-token outputs
+    create_checkpoint(made["readout"], "paligemma", "policy_head", window=4, chunk=3, image_readout=4)
     return made
 
 
@@ -58,7 +60,7 @@ def test_compile_matches_eager(checkpoints, structure):
     assert_close_to_eager(checkpoints[structure], "compile")
 
 
-@pytest.mark.parametrize("name", ["policy_head", "gpt", "mlp", "proprio"])
+@pytest.mark.parametrize("name", ["policy_head", "gpt", "mlp", "proprio", "readout"])
 def test_onnx_export_reproduces_eager_and_is_tied_to_its_weights(checkpoints, tmp_path, name, capsys):
     out = tmp_path / "onnx"
     assert export_main([str(checkpoints[name]), "--runtime", "onnx", str(out)]) == 0

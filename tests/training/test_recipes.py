@@ -91,3 +91,14 @@ def test_schedules_warm_up_over_a_ratio_then_decay(schedule, end):
     assert all(a >= b - 1e-12 for a, b in zip(factors, factors[1:]))  # never rises after warm-up
     if schedule == "half_cosine":  # half-way down a cosine: steepest at the end, unlike cosine
         assert optim.lr_factor(100) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 2)))
+
+
+def test_an_image_readout_override_reaches_the_created_checkpoint(tmp_path):
+    from robovlms_policy.vla.checkpoint import load_checkpoint
+    from robovlms_training.fit import create_checkpoint_from
+
+    recipe = load_recipe("twin_tiny", ["init.create.image_readout=4", "init.create.bpe_corpus=''"])
+    create_checkpoint_from(recipe.init.create, tmp_path)
+    model, config, _ = load_checkpoint(tmp_path)
+    assert config.image_readout == 4 and model.image_readout.per_token.out_features == 4
+    assert model.image_readout.tokens == 2 * 16  # two cameras, 64 px / 16 px patches

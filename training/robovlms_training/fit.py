@@ -152,7 +152,7 @@ def create_checkpoint_from(spec: CreateSpec, out: Path) -> None:
                       seed=spec.seed, backbone_changes=spec.backbone_changes or None,
                       tokenizer=_bpe_tokenizer(spec) if spec.bpe_corpus else None, policy_head=spec.policy_head,
                       embodiment=spec.embodiment, camera_names=list(spec.camera_names), window=spec.window,
-                      chunk=spec.chunk, image_size=spec.image_size, **proprio)
+                      chunk=spec.chunk, image_size=spec.image_size, image_readout=spec.image_readout, **proprio)
 
 
 def _bpe_tokenizer(spec: CreateSpec):

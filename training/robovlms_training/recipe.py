@@ -53,6 +53,7 @@ class CreateSpec:
     window: int = 16
     chunk: int = 10
     proprio_layout: str = ""  # e.g. ee_pose_gripper; "" = no proprioception
+    image_readout: int = 0  # policy_head: VLAConfig.image_readout (0: the head reads [LRN] only)
     backbone_changes: dict[str, Any] = field(default_factory=dict)
     # A byte-level BPE tokenizer learnt from instructions: "twin" (the twin's training instructions) or a text
     # file of instructions, one per line; "" keeps the backbone's tokenizer (tiny: bytes).

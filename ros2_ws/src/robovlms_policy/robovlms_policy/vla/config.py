@@ -39,6 +39,10 @@ class VLAConfig:
     # fine-tune to one of them can start from its entry. None: trained on ``embodiment`` only.
     embodiment_stats: dict[str, dict[str, list[float]]] | None = None
     max_instruction_tokens: int = 64
+    # policy_head only: > 0 adds to each frame's [LRN] feature a linear readout of the language model's outputs
+    # at that frame's image tokens, each first projected to this many values. It gives the head a direct path to
+    # where things are in the image, which the [LRN] token's attention alone did not learn to carry (README).
+    image_readout: int = 0
     image_start_id: int | None = None
     image_end_id: int | None = None
     format_version: int = FORMAT_VERSION
@@ -69,6 +73,7 @@ class VLAConfig:
             _check(isinstance(value, int) and not isinstance(value, bool) and value >= low, name,
                    f"must be an integer >= {low}, got {value!r}")
         _check(isinstance(self.proprio_dim, int) and self.proprio_dim >= 0, "proprio_dim", "must be an integer >= 0")
+        self._validate_image_readout()
         self._validate_proprio()
         for name in ("image_mean", "image_std"):
             value = getattr(self, name)
@@ -83,6 +88,17 @@ class VLAConfig:
             value = getattr(self, name)
             _check(value is None or (isinstance(value, int) and value >= 0), name,
                    f"must be null or a token id, got {value!r}")
+
+    def _validate_image_readout(self) -> None:
+        from .backbones.registry import BACKBONES
+
+        _check(isinstance(self.image_readout, int) and not isinstance(self.image_readout, bool)
+               and self.image_readout >= 0, "image_readout", f"must be an integer >= 0, got {self.image_readout!r}")
+        if self.image_readout:
+            _check(self.structure == "policy_head", "image_readout",
+                   f"is for the policy_head structure, this config is {self.structure}")
+            _check(not BACKBONES[self.backbone].cross_attention, "image_readout",
+                   f"needs image tokens in the sequence; {self.backbone} attends to its images by cross-attention")
 
     def _validate_embodiment_stats(self) -> None:
         from .action_codec import ActionStatistics

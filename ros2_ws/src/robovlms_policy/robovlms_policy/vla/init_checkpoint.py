@@ -117,11 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=10)
     parser.add_argument("--image-size", type=int, help="default: the backbone's (32 for --tiny)")
     parser.add_argument("--proprio-dim", type=int, default=0)
+    parser.add_argument("--image-readout", type=int, default=0,
+                        help="policy_head: the head also reads the LM outputs at the image tokens, each projected "
+                             "to this many values (0: [LRN] only)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("out", type=Path, help="checkpoint directory to write")
     args = parser.parse_args(argv)
     overrides = dict(policy_head=args.policy_head, embodiment=args.embodiment, camera_names=args.cameras,
-                     window=args.window, chunk=args.chunk, proprio_dim=args.proprio_dim)
+                     window=args.window, chunk=args.chunk, proprio_dim=args.proprio_dim,
+                     image_readout=args.image_readout)
     if args.image_size is not None:
         overrides["image_size"] = args.image_size
     try:

@@ -37,11 +37,12 @@ class Prompt:
 
 @dataclass
 class FrameTokens:
-    """One observation: tokens that go into the sequence (B, n, H) and, for cross-attention backbones, the images
-    attended to (B, cameras, T, D)."""
+    """One observation: tokens that go into the sequence (B, n, H), where in ``seq`` the vision tokens are, and,
+    for cross-attention backbones, the images attended to (B, cameras, T, D)."""
 
     seq: torch.Tensor
     images: torch.Tensor | None = None
+    vision_positions: tuple[int, ...] = ()
 
 
 @dataclass
@@ -84,7 +85,7 @@ class VLAStructure(nn.Module, ABC):
         vision = self.backbone.encode_images(pixels.flatten(0, 1))
         vision = vision.reshape(b, cams, *vision.shape[1:])
         start, end = self.backbone.image_marker_embeddings(pixels.device)
-        parts, images = [], None
+        parts, images, positions = [], None, []
         if self.backbone.cross_attention:
             images = vision
             for _ in range(cams):
@@ -93,6 +94,8 @@ class VLAStructure(nn.Module, ABC):
             for cam in range(cams):
                 if start is not None:
                     parts.append(start.expand(b, 1, -1))
+                first = sum(p.shape[1] for p in parts)
+                positions.extend(range(first, first + vision.shape[2]))
                 parts.append(vision[:, cam])
                 if end is not None:
                     parts.append(end.expand(b, 1, -1))
@@ -100,7 +103,7 @@ class VLAStructure(nn.Module, ABC):
             if proprio is None:
                 raise ValueError(f"this checkpoint needs proprioception of size {self.config.proprio_dim}")
             parts.append(self.proprio_proj(proprio)[:, None])
-        return FrameTokens(torch.cat(parts, dim=1), images)
+        return FrameTokens(torch.cat(parts, dim=1), images, tuple(positions))
 
     def history_item(self, frame: FrameTokens, prompt: Prompt) -> Any:
         """What the policy keeps per frame (default: the frame's tokens)."""
@@ -131,7 +134,8 @@ class VLAStructure(nn.Module, ABC):
         flat = self.frame_batch(pixels, proprio)
         seq = flat.seq.reshape(b, w, *flat.seq.shape[1:])
         images = None if flat.images is None else flat.images.reshape(b, w, *flat.images.shape[1:])
-        return [FrameTokens(seq[:, t], None if images is None else images[:, t]) for t in range(w)]
+        return [FrameTokens(seq[:, t], None if images is None else images[:, t], flat.vision_positions)
+                for t in range(w)]
 
     def build_sequence(self, prompt: Prompt, frames: list[FrameTokens], lrn_after: bool,
                        tail: torch.Tensor | None = None) -> TokenSequence:
