@@ -67,12 +67,12 @@ def _features(policy: VLAPolicy, normalizer: ProprioNormalizer, instruction: str
     if config.proprio_dim:
         proprio = torch.from_numpy(normalizer.normalize(observation.proprio)).float()[None]
     ids, mask = encode_instructions(policy.tokenizer, [instruction], config.max_instruction_tokens)
-    frame, prompt = model.encode_frame(pixels, proprio), Prompt(ids, mask)
-    readout = getattr(model, "image_readout", None) is not None
-    lrn = (model.frame_feature(prompt, frame) if readout else model.lrn_feature(prompt, frame))[0]
+    # policy_head's frame_feature is [LRN] plus the image readout where there is one; other structures: [LRN].
+    head_feature = model.frame_feature if hasattr(model, "frame_feature") else model.lrn_feature
+    lrn = head_feature(Prompt(ids, mask), model.encode_frame(pixels, proprio))[0]
     out = {f"pixels {name}": pixels[0, i].flatten().numpy() for i, name in enumerate(policy.camera_names)}
     out.update({f"tokens {name}": tokens[i].flatten().numpy() for i, name in enumerate(policy.camera_names)})
-    out["head feature"] = lrn.numpy()  # [LRN], plus the image readout where the checkpoint has one
+    out["head feature"] = lrn.numpy()
     return out
 
 

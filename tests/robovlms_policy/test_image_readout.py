@@ -31,8 +31,9 @@ def test_ticks_match_the_training_pass_and_survive_save_load(backbone, tmp_path)
 
 
 def test_the_readout_sees_which_image_token_holds_what():
-    """The readout's part of the feature changes when the same content moves from one image token's patch to
-    another's, unlike a mean over the tokens; without a readout the model has no such parameters."""
+    """Swapping two image tokens' outputs changes the readout (a mean over the tokens would not); the feature is
+    [LRN] plus the readout of the outputs at the image positions counted from the text; gradients reach the
+    readout and the vision tower. Without the option the model has no readout."""
     model = tiny_model("paligemma", "policy_head", seed=1, image_readout=4)
     assert tiny_model("paligemma", "policy_head", seed=1).image_readout is None
     s = model.config.image_size
@@ -50,7 +51,7 @@ def test_the_readout_sees_which_image_token_holds_what():
     loss = model.train().frame_feature(p, frame).square().sum()
     loss.backward()
     assert model.image_readout.per_token.weight.grad.abs().sum() > 0
-    assert model.backbone.vision_tower.parameters().__next__().grad is not None
+    assert next(model.backbone.vision_tower.parameters()).grad is not None
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
