@@ -31,6 +31,13 @@ def tiny_model(backbone: str, structure: str, seed: int = 0, **overrides) -> VLA
     return build_model(tiny_config(backbone, structure, **overrides)).eval()
 
 
+def grow_readout(model: VLAStructure, seed: int = 0) -> VLAStructure:
+    """Give a new (zero-initialised) image readout the non-zero output map a trained one has."""
+    with torch.no_grad():
+        model.image_readout.mix.weight.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
 def prompt(texts: list[str]) -> Prompt:
     """Right-padded prompt batch from the tiny tokenizer."""
     return Prompt(*encode_instructions(build_tiny_tokenizer(), texts, max_tokens=64))

@@ -7,14 +7,14 @@ import torch
 from robovlms_policy.vla.checkpoint import load_checkpoint, save_checkpoint
 from robovlms_policy.vla.config import ConfigError
 from robovlms_policy.vla.tokenizer import build_tiny_tokenizer
-from vla_helpers import CAMERAS, prompt, tiny_config, tiny_model
+from vla_helpers import CAMERAS, grow_readout, prompt, tiny_config, tiny_model
 
 SEQUENCE_BACKBONES = ("paligemma", "kosmos2", "llava", "qwen2vl", "moondream")
 
 
 @pytest.mark.parametrize("backbone", SEQUENCE_BACKBONES)
 def test_ticks_match_the_training_pass_and_survive_save_load(backbone, tmp_path):
-    model = tiny_model(backbone, "policy_head", seed=2, image_readout=3)
+    model = grow_readout(tiny_model(backbone, "policy_head", seed=2, image_readout=3))
     window, s = model.config.window, model.config.image_size
     pixels = torch.randn(1, window + 2, CAMERAS, 3, s, s, generator=torch.Generator().manual_seed(4))
     p = prompt(["lift the red block"])
@@ -34,7 +34,7 @@ def test_the_readout_sees_which_image_token_holds_what():
     """Swapping two image tokens' outputs changes the readout (a mean over the tokens would not); the feature is
     [LRN] plus the readout of the outputs at the image positions counted from the text; gradients reach the
     readout and the vision tower. Without the option the model has no readout."""
-    model = tiny_model("paligemma", "policy_head", seed=1, image_readout=4)
+    model = grow_readout(tiny_model("paligemma", "policy_head", seed=1, image_readout=4))
     assert tiny_model("paligemma", "policy_head", seed=1).image_readout is None
     s = model.config.image_size
     frame = model.encode_frame(torch.zeros(1, CAMERAS, 3, s, s))
@@ -52,6 +52,22 @@ def test_the_readout_sees_which_image_token_holds_what():
     loss.backward()
     assert model.image_readout.per_token.weight.grad.abs().sum() > 0
     assert next(model.backbone.vision_tower.parameters()).grad is not None
+
+
+def test_a_new_readout_adds_nothing_until_it_trains():
+    """Zero-initialised: the head first reads [LRN] alone; one optimiser step makes the readout contribute."""
+    model = tiny_model("paligemma", "policy_head", seed=3, image_readout=4).train()
+    s = model.config.image_size
+    pixels = torch.rand(1, CAMERAS, 3, s, s, generator=torch.Generator().manual_seed(5))
+    p = prompt(["push the blue block left"])
+    frame = model.encode_frame(pixels)
+    torch.testing.assert_close(model.frame_feature(p, frame), model.lrn_feature(p, frame))
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.frame_feature(p, frame).sum().backward()
+    optimiser.step()
+    with torch.no_grad():
+        frame = model.encode_frame(pixels)
+        assert not torch.allclose(model.frame_feature(p, frame), model.lrn_feature(p, frame))
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -12,11 +12,13 @@ from pathlib import Path
 import pytest
 from ament_index_python.packages import get_package_prefix
 
+from robovlms_policy.vla.checkpoint import load_checkpoint, save_checkpoint
 from robovlms_policy.vla.init_checkpoint import create_checkpoint
 from robovlms_policy.vla.onnx_export import main as export_main
 from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_policy.vla.runtime_check import compare
 from robovlms_policy.vla.runtimes import RuntimeUnsupported
+from vla_helpers import grow_readout
 
 STRUCTURES = ("policy_head", "one_step_continuous", "one_step_discrete", "interleaved")
 # Bounds in the codec's normalised units ([-1, 1] spans the arm's 1st..99th percentile range).
@@ -38,6 +40,8 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
                       proprio_layout="ee_pose_gripper")
     made["readout"] = root / "readout"  # the head also reads the LM's image-token outputs
     create_checkpoint(made["readout"], "paligemma", "policy_head", window=4, chunk=3, image_readout=4)
+    model, config, tokenizer = load_checkpoint(made["readout"])  # a trained readout's output map is not zero
+    save_checkpoint(grow_readout(model), config, tokenizer, made["readout"])
     return made
 
 

@@ -15,7 +15,8 @@ Stages, each skipped when its output already exists (an interrupted run resumes 
 
 Why policy_head (RoboVLMs' headline structure): each frame's [LRN] feature comes from its own VLM pass, so the
 policy caches one feature per frame at run time and training encodes each frame once however long the history;
-the LSTM fuses the window. Window 8 covers the motion history a 10 Hz controller needs at a quarter of the
+the LSTM fuses the window. The recipe's image readout adds a linear map of the language model's outputs at the
+frame's image tokens to [LRN] (which, alone, does not carry where the blocks are). Window 8 covers the motion history a 10 Hz controller needs at a quarter of the
 paper's history cost; chunk 10 as in the paper.
 """
 from __future__ import annotations
@@ -162,7 +163,9 @@ def model_card(record: dict, evaluation: str) -> str:
         "# twin_default: the suite's default policy for the MuJoCo twin",
         "",
         "A tiny RoboVLMs policy-head VLA (PaliGemma-shaped: a SigLIP vision tower, a linear projector and a Gemma",
-        "language model, all trained from scratch; an LSTM head over the window of per-frame [LRN] features) with",
+        "language model, all trained from scratch; an LSTM head over the window of per-frame [LRN] features"
+        + (", each plus a linear readout of the language model's outputs at the frame's image tokens"
+           if model.get("image_readout") else "") + ") with",
         "proprioception (TCP pose, gripper), trained on this project's CPU-only machine by one command:",
         "",
         "    make train-default",

@@ -1,8 +1,16 @@
 """Closed-loop evaluation of a policy on the twin through the direct path (no DDS): the policy acts with the
 policy node's timing, the task oracle scores. Fast enough to run during training; the evaluation that counts
-runs through the ROS graph (``make demo``, benchmarks/eval_default_policy.py)."""
+runs through the ROS graph (``make demo``, benchmarks/eval_default_policy.py).
+
+    robovlms-twin-eval --checkpoint DIR [--episodes 10] [--variation distractors] [--execution-strategy replan]
+
+screens a checkpoint in about a sixth of the ROS evaluation's time: on the shipped twin_default the two agreed
+(evaluation seeds 0-9: 74% direct, 73% through ROS; seeds 0-4: 83% both)."""
 from __future__ import annotations
 
+import argparse
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -99,3 +107,55 @@ def evaluation_table(path: Path, history: list[tuple[int, TwinEvaluation]]) -> N
     lines = ["step,overall," + ",".join(tasks)]
     lines += [f"{step},{ev.overall:.3f}," + ",".join(f"{ev.rates[t]:.3f}" for t in tasks) for step, ev in history]
     path.write_text("\n".join(lines) + "\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from robovlms_policy.runtime.chunk_strategies import STRATEGIES
+    from robovlms_twin.tasks import VARIATIONS
+
+    parser = argparse.ArgumentParser(prog="robovlms-twin-eval", description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="policy checkpoint directory")
+    parser.add_argument("--tasks", default="all", help="comma-separated twin tasks (default all)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per task, on evaluation seeds from 0")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first evaluation seed")
+    parser.add_argument("--variation", choices=VARIATIONS, default="default")
+    parser.add_argument("--execution-strategy", choices=STRATEGIES, default="replan")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from robovlms_policy.vla.checkpoint import CheckpointError
+    from robovlms_policy.vla.policy import VLAPolicy
+    from robovlms_twin.tasks import TASKS, TRAIN_SEED_BASE
+
+    args = build_parser().parse_args(argv)
+    tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        print(f"robovlms-twin-eval: error: unknown task(s) {unknown or args.tasks!r}; tasks: {', '.join(TASKS)}",
+              file=sys.stderr)
+        return 2
+    if args.episodes < 1 or args.seed < 0 or args.seed + args.episodes > TRAIN_SEED_BASE:
+        print(f"robovlms-twin-eval: error: --episodes must be >= 1 and the seeds within 0..{TRAIN_SEED_BASE - 1} "
+              f"(seeds from {TRAIN_SEED_BASE:,} are training layouts)", file=sys.stderr)
+        return 2
+    try:
+        policy = VLAPolicy.from_checkpoint(args.checkpoint)
+    except CheckpointError as err:
+        print(f"robovlms-twin-eval: error: {err}", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    result = evaluate(policy, tasks, args.episodes, args.variation, seed_base=args.seed,
+                      strategy=args.execution_strategy)
+    wins = round(result.overall * result.episodes)
+    print(f"Direct twin evaluation ({args.variation}, seeds {args.seed}..{args.seed + args.episodes - 1}, "
+          f"{args.execution_strategy}, {time.perf_counter() - began:.0f} s):\n")
+    print(f"| task | {args.variation} |\n|---|---:|")
+    for task, rate in result.rates.items():
+        print(f"| {task} | {rate:.0%} |")
+    print(f"| **all** | **{result.overall:.0%}** ({wins}/{result.episodes}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,9 @@ class ImageReadout(nn.Module):
         self.tokens = tokens
         self.per_token = nn.Linear(hidden, width)
         self.mix = nn.Linear(tokens * width, hidden)
+        # Zero at the start, so the head first learns from [LRN] alone and the readout grows in as it helps.
+        nn.init.zeros_(self.mix.weight)
+        nn.init.zeros_(self.mix.bias)
 
     def forward(self, outputs: torch.Tensor) -> torch.Tensor:
         if outputs.shape[1] != self.tokens:
