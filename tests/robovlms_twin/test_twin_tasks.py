@@ -200,3 +200,12 @@ def test_unknown_names_are_rejected_with_valid_choices(cell, task, variation, ex
 def test_expert_needs_an_episode():
     with pytest.raises(RuntimeError, match="reset"):
         KinovaCell().expert_action()
+
+
+def test_a_command_line_task_list_is_parsed_or_refused_by_name():
+    assert T.parse_tasks("all") == list(T.TASKS)
+    assert T.parse_tasks(" lift_red_block, press_button ,") == ["lift_red_block", "press_button"]
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['fly'\]; known: open_drawer"):
+        T.parse_tasks("press_button,fly")
+    with pytest.raises(ValueError, match=r"unknown task\(s\) ' , '"):
+        T.parse_tasks(" , ")

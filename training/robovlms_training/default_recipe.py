@@ -16,8 +16,8 @@ Stages, each skipped when its output already exists (an interrupted run resumes 
 Why policy_head (RoboVLMs' headline structure): each frame's [LRN] feature comes from its own VLM pass, so the
 policy caches one feature per frame at run time and training encodes each frame once however long the history;
 the LSTM fuses the window. The recipe's image readout adds a linear map of the language model's outputs at the
-frame's image tokens to [LRN] (which, alone, does not carry where the blocks are). Window 8 covers the motion history a 10 Hz controller needs at a quarter of the
-paper's history cost; chunk 10 as in the paper.
+frame's image tokens to [LRN] (which, alone, does not carry where the blocks are). Window 8 covers the motion
+history a 10 Hz controller needs at a quarter of the paper's history cost; chunk 10 as in the paper.
 """
 from __future__ import annotations
 

@@ -138,14 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robovlms_twin.tasks import TASKS
+    from robovlms_twin.tasks import parse_tasks
 
     args = build_parser().parse_args(argv)
-    tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown or args.episodes_per_task < 1:
-        print(f"robovlms-twin-collect: error: unknown task(s) {unknown} or --episodes-per-task < 1; "
-              f"tasks: {', '.join(TASKS)}", file=sys.stderr)
+    try:
+        tasks = parse_tasks(args.tasks)
+    except ValueError as err:
+        print(f"robovlms-twin-collect: error: {err}", file=sys.stderr)
+        return 2
+    if args.episodes_per_task < 1:
+        print("robovlms-twin-collect: error: --episodes-per-task must be at least 1", file=sys.stderr)
         return 2
     if not 0.0 <= args.frame_lag_probability <= 1.0:
         print("robovlms-twin-collect: error: --frame-lag-probability must be within [0, 1]", file=sys.stderr)

@@ -30,7 +30,7 @@ from robovlms_policy.trials.trial_manager import TrialManager, checkpoint_identi
 from robovlms_policy.trials.trial_recorder_node import TrialRecorderNode
 from robovlms_twin.cell import CellConfig, KinovaCell
 from robovlms_twin.sim_cell import compose_sim_cell
-from robovlms_twin.tasks import TASKS, TRAIN_SEED_BASE
+from robovlms_twin.tasks import TASKS, TRAIN_SEED_BASE, parse_tasks
 
 # The same parameter files as kinova_sim.launch.py, in the same order (twin.yaml's driver section wins).
 CONFIG_FILES = ("kinova_driver.yaml", "twin.yaml", "policy_node.yaml", "trial_recorder.yaml")
@@ -56,10 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--out", type=Path, default=None, help="output directory (default runs/<timestamp>)")
     args = parser.parse_args(argv)
-    args.tasks = list(TASKS) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = sorted(set(args.tasks) - set(TASKS))
-    if unknown:
-        parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    try:
+        args.tasks = parse_tasks(args.tasks)
+    except ValueError as err:
+        parser.error(str(err))
     if args.episodes < 1 or args.max_steps < 1:
         parser.error("--episodes and --max-steps must be at least 1")
     if args.commander == "expert" and args.checkpoint:

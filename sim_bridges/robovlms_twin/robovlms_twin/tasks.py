@@ -118,6 +118,15 @@ TASKS: dict[str, Task] = {
 }
 
 
+def parse_tasks(text: str) -> list[str]:
+    """A command line's task list, "all" or comma-separated names; ValueError naming unknown ones (or none)."""
+    tasks = list(TASKS) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASKS))
+    if unknown or not tasks:
+        raise ValueError(f"unknown task(s) {unknown or repr(text[:64])}; known: {', '.join(TASKS)}")
+    return tasks
+
+
 def check_request(task: str, variation: str) -> None:
     """Raise ValueError naming the valid choices when a task or variation is unknown."""
     if task not in TASKS:
