@@ -53,7 +53,7 @@ class Round:
 class Recipe:
     training: str = "twin_tiny"  # model and training settings: a recipe under training/recipes/ (or a path)
     overrides: tuple[str, ...] = ()  # KEY.PATH=VALUE applied to it
-    demo_episodes_per_task: int = 300
+    demo_episodes_per_task: int = 450
     # DAgger rounds are supported (Round(1000, 3e-4, 100) collects 100 policy rollouts per task, labelled by the
     # expert) but off: measured, one such round took the twin success from 69% to 20%. The expert's labels in the
     # states a weak policy reaches are long runs of the same recovery (lift at full speed, turn at the limit),

@@ -5,8 +5,8 @@ runs through the ROS graph (``make demo``, benchmarks/eval_default_policy.py).
     robovlms-twin-eval --checkpoint DIR [--episodes 10] [--variation distractors] [--execution-strategy replan]
 
 screens a checkpoint in about a sixth of the ROS evaluation's time, and agrees with it within the evaluation's
-noise (seeds 0-9, default setting: 83% direct against 86% through ROS for the shipped twin_default, 74% against
-73% for the checkpoint before it)."""
+noise (seeds 0-9, default setting: 83% direct against 86% through ROS for the first checkpoint with the image
+readout, 74% against 73% for the one before it)."""
 from __future__ import annotations
 
 import argparse
