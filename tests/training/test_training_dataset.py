@@ -1,6 +1,6 @@
 """Training rows: every step of every episode is supervised once, with exactly the history the policy has at run
-time; augmentation keeps shapes and is off for validation; the structure's per-step training output equals the
-policy's step-by-step inference on the same frames."""
+time; augmentation keeps shapes and is off for validation (frames and instructions); the structure's per-step
+training output equals the policy's step-by-step inference on the same frames."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,9 +14,12 @@ from robovlms_policy.vla.checkpoint import load_checkpoint
 from robovlms_policy.vla.init_checkpoint import create_checkpoint
 from robovlms_policy.vla.policy import VLAPolicy
 from robovlms_policy.vla.proprio import ProprioNormalizer
-from robovlms_training.augment import AugmentConfig, FrameProcessor
+from robovlms_training.augment import AugmentConfig, FrameProcessor, noisy_instruction
 from robovlms_training.dataset import WindowCollator, WindowDataset, split_by_seed
 from robovlms_training.episodes import Episode
+from robovlms_training.run_data import run_data
+from robovlms_training.train import TrainSettings
+from synthetic_data import write_store
 
 SIZE, WINDOW, CHUNK, SEGMENT = 32, 4, 3, 5
 CODEC = ActionCodec(ActionStatistics(np.full(6, -0.05), np.full(6, 0.05)), "kinova")
@@ -106,6 +109,53 @@ def test_augmentation_keeps_shapes_and_is_off_for_validation():
     torch.testing.assert_close(out[:, 0], out[:, 5])
     with pytest.raises(ValueError):
         AugmentConfig(shift_fraction=0.6)
+
+
+def test_instruction_noise_inserts_and_replaces_one_made_up_word_each():
+    text = "push the blue block to the left"
+    words = text.split()
+    rng = np.random.default_rng(0)
+    inserted = noisy_instruction(text, AugmentConfig(word_insertion=1.0), rng).split()
+    assert len(inserted) == len(words) + 1
+    extra = next(i for i in range(len(inserted)) if inserted[:i] + inserted[i + 1:] == words)
+    assert inserted[extra].isalpha() and 2 <= len(inserted[extra]) <= 8
+    replaced = noisy_instruction(text, AugmentConfig(word_replacement=1.0), rng).split()
+    assert len(replaced) == len(words) and sum(a != b for a, b in zip(replaced, words)) <= 1
+    assert noisy_instruction(text, AugmentConfig(), rng) == text  # the default leaves instructions alone
+    drawn = {noisy_instruction(text, AugmentConfig(word_insertion=0.5), rng) for _ in range(200)}
+    assert text in drawn and len(drawn) > 50
+    with pytest.raises(ValueError):
+        AugmentConfig(word_insertion=1.5)
+
+
+def test_training_collator_makes_instructions_noisy_and_the_plain_one_does_not(tmp_path):
+    create_checkpoint(tmp_path / "ckpt", "paligemma", "policy_head", image_size=SIZE, window=WINDOW, chunk=CHUNK)
+    _, config, tokenizer = load_checkpoint(tmp_path / "ckpt")
+    dataset = WindowDataset([episode(6, 1)], CODEC, ["static", "wrist"], SIZE, WINDOW, CHUNK, SEGMENT)
+    rows = [dataset[0]] * 8
+    plain = WindowCollator(tokenizer, config.max_instruction_tokens)(rows)
+    expected = tokenizer.encode("press the button").ids
+    assert all(ids[mask].tolist() == expected for ids, mask in zip(plain["instruction_ids"],
+                                                                    plain["instruction_mask"]))
+    noisy = WindowCollator(tokenizer, config.max_instruction_tokens, AugmentConfig(word_insertion=1.0), seed=3)
+    batch = noisy(rows)
+    assert all(mask.sum() > len(expected) for mask in batch["instruction_mask"])
+    torch.testing.assert_close(batch["frames"], plain["frames"])
+    again = WindowCollator(tokenizer, config.max_instruction_tokens, AugmentConfig(word_insertion=1.0), seed=3)
+    torch.testing.assert_close(again(rows)["instruction_ids"], batch["instruction_ids"])
+
+
+def test_a_run_makes_training_instructions_noisy_never_validation_ones(tmp_path):
+    create_checkpoint(tmp_path / "ckpt", "paligemma", "policy_head", image_size=SIZE, window=WINDOW, chunk=CHUNK)
+    _, config, tokenizer = load_checkpoint(tmp_path / "ckpt")
+    store = write_store(tmp_path / "store", episodes=10)
+    settings = TrainSettings(batch_size=4, validation_fraction=0.3, progress_bar=False,
+                             augment=AugmentConfig(word_insertion=1.0))
+    prepared = run_data([store], None, config, tokenizer, settings)
+    recorded = len(tokenizer.encode("pick up the red block").ids)
+    assert prepared.val_loader is not None
+    assert all((batch["instruction_mask"].sum(1) == recorded).all() for batch in prepared.val_loader)
+    assert all((batch["instruction_mask"].sum(1) > recorded).all() for batch in prepared.loader)
 
 
 def test_training_rows_predict_what_the_policy_predicts_step_by_step(tmp_path):

@@ -5,6 +5,10 @@ a random offset: about 5% of the side, 10 px of CALVIN's 200 px static view and 
 and colour jitter (brightness, contrast, saturation, hue). One draw per (row, camera), shared by all frames
 of the row, so the history stays consistent, as a slightly moved camera would be. Validation and inference
 see the plain frames.
+
+Instructions can be made noisy too (``noisy_instruction``, applied by the training collator): a made-up word
+inserted, or one word replaced by a made-up word, so that a policy trained on a few phrasings per task learns
+to act on the words it knows and pass over ones it has never seen (as in a user's rephrasing).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -28,11 +33,38 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.02  # fraction of a full turn
+    word_insertion: float = 0.0  # probability of inserting one made-up word into a training instruction
+    word_replacement: float = 0.0  # probability of replacing one of its words with a made-up word
 
     def __post_init__(self) -> None:
-        values = (self.shift_fraction, self.brightness, self.contrast, self.saturation, self.hue)
-        if any(not math.isfinite(v) or v < 0 for v in values) or self.shift_fraction >= 0.5 or self.hue > 0.5:
-            raise ValueError(f"augmentation strengths must be >= 0 (shift < 0.5, hue <= 0.5), got {self}")
+        values = (self.shift_fraction, self.brightness, self.contrast, self.saturation, self.hue,
+                  self.word_insertion, self.word_replacement)
+        if any(not math.isfinite(v) or v < 0 for v in values) or self.shift_fraction >= 0.5 or self.hue > 0.5 \
+                or max(self.word_insertion, self.word_replacement) > 1:
+            raise ValueError("augmentation strengths must be >= 0 (shift < 0.5, hue <= 0.5, word probabilities "
+                             f"<= 1), got {self}")
+
+    @property
+    def changes_instructions(self) -> bool:
+        return self.word_insertion > 0 or self.word_replacement > 0
+
+
+_LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+
+
+def noisy_instruction(text: str, config: AugmentConfig, rng: np.random.Generator) -> str:
+    """``text`` with, each at its probability, one word replaced by a made-up word (2-8 random lower-case
+    letters) and one made-up word inserted at a random place."""
+    words = text.split()
+
+    def made_up() -> str:
+        return "".join(rng.choice(_LETTERS, rng.integers(2, 9)))
+
+    if words and rng.random() < config.word_replacement:
+        words[rng.integers(len(words))] = made_up()
+    if rng.random() < config.word_insertion:
+        words.insert(int(rng.integers(len(words) + 1)), made_up())
+    return " ".join(words)
 
 
 class FrameProcessor:

@@ -32,6 +32,7 @@ from robovlms_policy.vla.policy import resize_rgb
 from robovlms_policy.vla.proprio import TCP_POSITION, ProprioNormalizer
 from robovlms_policy.vla.tokenizer import encode_instructions
 
+from .augment import AugmentConfig, noisy_instruction
 from .episodes import Episode
 
 
@@ -169,13 +170,26 @@ def _camera_stack(frames: dict, camera_names: list[str], size: int) -> np.ndarra
 
 
 class WindowCollator:
-    """Stacks samples and tokenises their instructions the way the policy does at run time."""
+    """Stacks samples and tokenises their instructions the way the policy does at run time, made noisy first
+    (``augment.noisy_instruction``) when ``augment`` asks for it: the training loader's, never validation's."""
 
-    def __init__(self, tokenizer: Tokenizer, max_tokens: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, augment: AugmentConfig | None = None,
+                 seed: int = 0) -> None:
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
+        self.augment = augment if augment is not None and augment.changes_instructions else None
+        self.seed, self._rng = seed, None
+
+    def _generator(self) -> np.random.Generator:
+        if self._rng is None:  # made in the process that collates: each loader worker draws its own words
+            worker = torch.utils.data.get_worker_info()
+            self._rng = np.random.default_rng([self.seed, worker.id if worker else 0])
+        return self._rng
 
     def __call__(self, samples: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor]:
-        ids, mask = encode_instructions(self.tokenizer, [s["instruction"] for s in samples], self.max_tokens)
+        texts = [s["instruction"] for s in samples]
+        if self.augment is not None:
+            texts = [noisy_instruction(t, self.augment, self._generator()) for t in texts]
+        ids, mask = encode_instructions(self.tokenizer, texts, self.max_tokens)
         keys = [k for k in ("frames", "actions", "action_mask", "proprio", "final_position") if k in samples[0]]
         batch = {key: torch.stack([s[key] for s in samples]) for key in keys}
         return {**batch, "instruction_ids": ids, "instruction_mask": mask}

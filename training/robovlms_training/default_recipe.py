@@ -159,6 +159,7 @@ def model_card(record: dict, evaluation: str) -> str:
     rounds = [s for s in record["stages"] if "round" in s]
     dagger = [s for s in record["stages"] if "dagger_round" in s]
     last = rounds[-1]["validation"] if rounds else {}
+    augment = recipe["resolved"].get("train", {}).get("augment")
     lines = [
         "# twin_default: the suite's default policy for the MuJoCo twin",
         "",
@@ -200,6 +201,7 @@ def model_card(record: dict, evaluation: str) -> str:
         "",
         *[f"- round {r['round']}: {r['steps']} steps, {r['seconds'] / 60:.0f} min, {r['episodes']} episodes, "
           f"{r['supervised_steps_per_s']:.0f} supervised steps/s" for r in rounds],
+        *([f"- augmentation, training rows only: {json.dumps(augment)}"] if augment else []),
         "- validation (episodes held out by seed): " + ", ".join(f"{k.split('/')[-1]} {v:.3f}" for k, v in
                                                                  sorted(last.items())),
         "",

@@ -50,7 +50,7 @@ def run_data(data: Sequence[str | Path], weights: Sequence[float] | None, config
             episode.info.setdefault("embodiment", config.embodiment)  # recordings without one: the checkpoint's
         return episodes
 
-    collate = WindowCollator(tokenizer, config.max_instruction_tokens)
+    collate = WindowCollator(tokenizer, config.max_instruction_tokens, settings.augment, settings.seed)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     generator = torch.Generator().manual_seed(settings.seed)
     if settings.streaming:
@@ -74,8 +74,9 @@ def run_data(data: Sequence[str | Path], weights: Sequence[float] | None, config
                             num_workers=settings.num_workers, collate_fn=collate, generator=generator,
                             drop_last=len(train_set) > settings.batch_size)
         episodes, rows = len(train_set.episodes), len(train_set)
+    plain = WindowCollator(tokenizer, config.max_instruction_tokens)  # validation: the instructions as recorded
     val_loader = DataLoader(_windows(val_episodes, config, settings), batch_size=settings.batch_size,
-                            collate_fn=collate) if val_episodes else None
+                            collate_fn=plain) if val_episodes else None
     return RunData(config, loader, val_loader, episodes, rows, settings.streaming)
 
 
