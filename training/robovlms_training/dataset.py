@@ -173,16 +173,16 @@ class WindowCollator:
     """Stacks samples and tokenises their instructions the way the policy does at run time, made noisy first
     (``augment.noisy_instruction``) when ``augment`` asks for it: the training loader's, never validation's."""
 
-    def __init__(self, tokenizer: Tokenizer, max_tokens: int, augment: AugmentConfig | None = None,
-                 seed: int = 0) -> None:
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, augment: AugmentConfig | None = None) -> None:
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
         self.augment = augment if augment is not None and augment.changes_instructions else None
-        self.seed, self._rng = seed, None
+        self._rng: np.random.Generator | None = None
 
     def _generator(self) -> np.random.Generator:
-        if self._rng is None:  # made in the process that collates: each loader worker draws its own words
-            worker = torch.utils.data.get_worker_info()
-            self._rng = np.random.default_rng([self.seed, worker.id if worker else 0])
+        # Made in the process that collates, from torch's seed there: a loader worker's is drawn afresh each epoch
+        # from the run's seeded generator, so the words differ per worker and per epoch and repeat per run.
+        if self._rng is None:
+            self._rng = np.random.default_rng(torch.initial_seed())
         return self._rng
 
     def __call__(self, samples: list[dict[str, torch.Tensor | str]]) -> dict[str, torch.Tensor]:

@@ -50,7 +50,7 @@ def run_data(data: Sequence[str | Path], weights: Sequence[float] | None, config
             episode.info.setdefault("embodiment", config.embodiment)  # recordings without one: the checkpoint's
         return episodes
 
-    collate = WindowCollator(tokenizer, config.max_instruction_tokens, settings.augment, settings.seed)
+    collate = WindowCollator(tokenizer, config.max_instruction_tokens, settings.augment)
     L.seed_everything(settings.seed, workers=True, verbose=False)
     generator = torch.Generator().manual_seed(settings.seed)
     if settings.streaming:
